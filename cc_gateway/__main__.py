@@ -1,0 +1,6 @@
+"""Allow `python -m cc_gateway`."""
+
+from cc_gateway.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,317 @@
+"""The Typer app: parse flags, call the core, print. The only module that prints or prompts."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from cc_gateway import __version__
+from cc_gateway.errors import ExitCode, GatewayError, UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cc_gateway.files import Plan
+
+
+class _Group(TyperGroup):
+    """Turn every expected failure into one line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GatewayError as exc:
+            if os.environ.get("CC_GATEWAY_DEBUG"):
+                raise
+            fail(exc)
+        except KeyboardInterrupt:
+            err().print("[yellow]interrupted[/]: nothing more was written")
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    help="Generate and run LiteLLM gateway configurations for Claude Code.",
+)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+# --------------------------------------------------------------------------- output helpers
+
+
+def out() -> Console:
+    """Console for data (stdout)."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def err() -> Console:
+    """Console for messages and progress (stderr)."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(exc: GatewayError) -> NoReturn:
+    """Print one error line (plus hint) and exit with the error's code."""
+    from rich.markup import escape
+
+    console = err()
+    console.print(f"[red]error:[/] {escape(str(exc))}")
+    if exc.hint:
+        console.print(f"[dim]hint:[/] {escape(exc.hint)}")
+    raise typer.Exit(exc.exit_code)
+
+
+def warn(message: str) -> None:
+    """Print a warning line on stderr."""
+    from rich.markup import escape
+
+    err().print(f"[yellow]warning:[/] {escape(message)}")
+
+
+_SECRET_LINE = re.compile(r"^([+\- ]?\s*[A-Z0-9_]*(?:KEY|TOKEN|TOKENS|SECRET)[A-Z0-9_]*=)(.+)$", re.M)
+
+
+def mask_secrets(text: str) -> str:
+    """Hide secret values in .env-like text: keep 6 characters so a user can tell keys apart."""
+    return _SECRET_LINE.sub(lambda m: m.group(1) + mask(m.group(2)), text)
+
+
+def mask(value: str) -> str:
+    """Show a secret's first characters only."""
+    return value[:6] + "…" if len(value) > 8 else "…"
+
+
+def show_plan(plan: Plan, *, diffs: bool) -> None:
+    """List each planned file with its action; with `diffs`, show what would change (masked)."""
+    from rich.markup import escape
+
+    console = err()
+    colours = {"create": "green", "identical": "dim", "update": "yellow", "conflict": "red"}
+    for change in plan.changes:
+        colour = colours[change.action.value]
+        console.print(f"  [{colour}]{change.action.value:>9}[/] {escape(str(change.path))}")
+        if diffs and change.action.value in ("create", "update", "conflict"):
+            console.print(escape(mask_secrets(change.diff())), style="dim")
+
+
+def _pairs(items: list[str], flag: str, *, allow_bare: bool = False) -> dict[str, str]:
+    """Parse repeated NAME=VALUE flags; a bare NAME (when allowed) takes its value from the environment."""
+    result: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            if not allow_bare:
+                raise UsageError(f"{flag} {item!r}: expected NAME=VALUE")
+            value = os.environ.get(name, "")
+            if not value:
+                raise UsageError(f"{flag} {name}: not set in the environment", hint=f"use {flag} {name}=VALUE")
+        result[name.strip()] = value.strip()
+    return result
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cc-gateway {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Generate and run LiteLLM gateway configurations for Claude Code."""
+
+
+@app.command("presets")
+def presets_list() -> None:
+    """List the presets, one line each."""
+    from cc_gateway.presets import load_preset, preset_names
+
+    for name in preset_names():
+        out().print(f"{name:<16} {load_preset(name).description}")
+
+
+@app.command("init")
+def init(
+    preset: Annotated[
+        str | None, typer.Option("--preset", "-p", help="Preset name (see `cc-gateway presets`).")
+    ] = None,
+    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Target folder [default: current folder].")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port the gateway listens on [default: 4000].")] = None,
+    key: Annotated[
+        list[str],
+        typer.Option("--key", "-k", help="VAR=VALUE, or VAR to copy it from the environment (repeatable)."),
+    ] = [],  # noqa: B006 - typer needs a literal default for list options
+    api_base: Annotated[
+        list[str], typer.Option("--api-base", help="PROVIDER=URL or VAR=URL: an upstream base URL (repeatable).")
+    ] = [],  # noqa: B006
+    option: Annotated[
+        list[str], typer.Option("--option", "-o", help="KEY=VALUE preset option, e.g. strong_model=gpt-5.")
+    ] = [],  # noqa: B006
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing: flags and defaults only.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite changed files (keeps a .bak copy).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and diffs; write nothing.")] = False,
+) -> None:
+    """Render config.yaml, .env, docker-compose.yml and hook modules from a preset."""
+    from cc_gateway import scaffold
+    from cc_gateway.files import apply_plan
+    from cc_gateway.presets import load_preset
+
+    keys = _pairs(key, "--key", allow_bare=True)
+    if not yes and sys.stdin.isatty() and sys.stdout.isatty():
+        preset, folder, port, keys = _wizard(preset, folder, port, keys)
+    request = scaffold.InitRequest(
+        preset=load_preset(preset or "demo"),
+        folder=(folder or Path.cwd()).expanduser().absolute(),
+        port=port or scaffold.DEFAULT_PORT,
+        keys=keys,
+        api_bases=_pairs(api_base, "--api-base"),
+        options=_pairs(option, "--option"),
+    )
+    result = scaffold.plan_init(request)
+    for message in result.warnings:
+        warn(message)
+    show_plan(result.plan, diffs=dry_run or bool(result.plan.conflicts))
+    if dry_run:
+        err().print("[dim]dry run: nothing written[/]")
+        return
+    for backup in apply_plan(result.plan, force=force):
+        err().print(f"[dim]kept a copy of the old file: {backup}[/]")
+    _next_steps(request, result)
+
+
+def _wizard(
+    preset: str | None, folder: Path | None, port: int | None, values: dict[str, str]
+) -> tuple[str, Path, int, dict[str, str]]:
+    """Ask what the flags did not say (questionary; Ctrl-C exits 130 with nothing written)."""
+    import questionary
+
+    from cc_gateway.presets import load_preset, preset_names
+    from cc_gateway.scaffold import check_port
+
+    if preset is None:
+        choices = [questionary.Choice(f"{n:<15} {load_preset(n).description}", value=n) for n in preset_names()]
+        preset = questionary.select("Preset:", choices=choices).unsafe_ask()
+    loaded = load_preset(preset)
+    for var in loaded.variables:
+        if var.secret and var.name not in values and var.kind != "master_key":
+            answer = questionary.password(f"{var.name} ({var.help}; Enter to skip):").unsafe_ask()
+            if answer:
+                values[var.name] = answer.strip()
+    if port is None:
+        port = int(
+            questionary.text(
+                "Port:", default="4000", validate=lambda s: (s.isdigit() and 0 < int(s) < 65536) or "1-65535"
+            ).unsafe_ask()
+        )
+    if folder is None:
+        folder = Path(questionary.path("Target folder:", default=".").unsafe_ask())
+    return preset, folder, check_port(port), values
+
+
+def _next_steps(request: Any, result: Any) -> None:
+    """Print the next-steps panel (secrets masked)."""
+    from rich.panel import Panel
+
+    folder = request.folder
+    dir_flag = "" if folder == Path.cwd() else f" --dir {folder}"
+    for name in result.missing:
+        warn(f"{name} is not set: edit {folder / '.env'} before starting the gateway")
+    if request.preset.notice:
+        warn(request.preset.notice)
+    body = "\n".join(
+        [
+            f"Gateway folder: {folder}",
+            f"Master key:     {mask(result.answers.master_key)} (in .env as LITELLM_MASTER_KEY)",
+            "",
+            f"Start it:        cc-gateway serve{dir_flag}",
+            f"URL:             http://127.0.0.1:{request.port}",
+            f"Claude Code:     cc-gateway setup-claude{dir_flag}   (or: cc-gateway claude{dir_flag})",
+            f"Check it:        cc-gateway doctor{dir_flag}",
+            "With Docker:     docker compose up -d",
+        ]
+    )
+    err().print(Panel(body, title=f"cc-gateway: {request.preset.name} ready", expand=False))
+
+
+@app.command("serve")
+def serve(
+    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Gateway folder [default: current].")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Path to config.yaml (instead of --dir).")
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind. Anything but loopback is warned about.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port [default: CC_GATEWAY_PORT from .env, else 4000].")
+    ] = (None),
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 1,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+    allow_open: Annotated[
+        bool, typer.Option("--allow-open", help="Allow running with no master key and no static token.")
+    ] = False,
+    drain: Annotated[float, typer.Option("--drain-seconds", help="How long in-flight requests may finish.")] = 30.0,
+) -> None:
+    """Run the gateway (LiteLLM's proxy, in this process) until Ctrl-C or SIGTERM."""
+    from cc_gateway import serve as serve_mod
+
+    options = serve_mod.ServeOptions(
+        folder=folder,
+        config=config,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level.lower(),
+        allow_open=allow_open,
+        drain_seconds=drain,
+    )
+    pre = serve_mod.preflight(options)
+    for message in pre.warnings:
+        warn(message)
+    for route, variable in pre.unavailable.items():
+        warn(f"route {route} is unavailable until {variable} is set (it answers 503; other routes work)")
+    console = err()
+    status = console.status("starting the gateway", spinner="dots")
+    status.start()
+    try:
+        code = serve_mod.run(pre, progress=lambda s: status.update(s), on_ready=lambda: _ready(status, pre))
+    finally:
+        status.stop()
+    raise typer.Exit(code)
+
+
+def _ready(status: Any, pre: Any) -> None:
+    """Replace the spinner with the ready panel."""
+    from rich.panel import Panel
+
+    status.stop()
+    routes = [r.name for r in pre.gateway.routes]
+    lines = [f"URL:     {pre.url}", f"Routes:  {', '.join(routes)}"]
+    if pre.gateway.aliases:
+        lines.append(f"Aliases: {', '.join(pre.gateway.aliases)}")
+    lines += ["", "Claude Code needs:"] + [f"  {line}" for line in pre.client_lines]
+    lines += ["", "Ctrl-C stops it (requests in flight are allowed to finish)."]
+    err().print(Panel("\n".join(lines), title="cc-gateway ready", expand=False))

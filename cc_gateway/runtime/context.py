@@ -1,0 +1,31 @@
+"""Per-request facts shared between the serve middleware and LiteLLM hooks.
+
+The middleware puts a fresh `RequestInfo` in a context variable; LiteLLM's hooks run in the
+same task (or in tasks that copied its context) and fill in what only they can see: the
+model asked for, the deployment that served it, an upstream Retry-After.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass
+
+
+@dataclass
+class RequestInfo:
+    """What one request did, for the access log line and the error shaping."""
+
+    method: str = ""
+    path: str = ""
+    model: str = ""
+    route: str = ""
+    retry_after: str | None = None
+    unavailable: str | None = None
+
+
+current: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar("cc_gateway_request", default=None)
+
+
+def info() -> RequestInfo | None:
+    """Return the current request's info, if a request is being served."""
+    return current.get()

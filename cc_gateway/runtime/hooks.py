@@ -1,0 +1,147 @@
+"""LiteLLM callbacks cc-gateway adds to every preset (loaded via `litellm_settings.callbacks`).
+
+- record the model and the deployment for the access log;
+- clamp `max_tokens` to the route's `model_info.max_output_tokens` (Claude Code asks for 32000);
+- answer 503 naming the variable when a route's key variable is empty (served as unavailable);
+- keep an upstream's Retry-After so the client sees it on a 429;
+- log once when a Claude model id is served by a catch-all route.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+from typing import Any
+
+from litellm.integrations.custom_logger import CustomLogger
+
+from cc_gateway.runtime import context
+
+log = logging.getLogger("cc_gateway.hooks")
+
+ENV_PREFIX = "os.environ/"
+
+
+def _router() -> Any:
+    from litellm.proxy import proxy_server
+
+    return proxy_server.llm_router
+
+
+def deployments_for(model: str) -> list[dict[str, Any]]:
+    """Return the deployments a model name resolves to: exact name, alias, then wildcard routes."""
+    router = _router()
+    if router is None or not model:
+        return []
+    model = (router.model_group_alias or {}).get(model, model)
+    if isinstance(model, dict):
+        model = model.get("model", "")
+    exact = [d for d in router.model_list if d.get("model_name") == model]
+    if exact:
+        return exact
+    return [d for d in router.model_list if "*" in d.get("model_name", "") and fnmatch.fnmatch(model, d["model_name"])]
+
+
+def missing_key_variable(deployment: dict[str, Any]) -> str | None:
+    """Return the name of the deployment's key variable when it is empty, else None."""
+    raw = (deployment.get("litellm_params") or {}).get("api_key")
+    original = (deployment.get("model_info") or {}).get("cc_gateway_key_env")
+    name = original or (raw[len(ENV_PREFIX) :] if isinstance(raw, str) and raw.startswith(ENV_PREFIX) else None)
+    if name and not os.environ.get(name, "").strip():
+        return name
+    return None
+
+
+class GatewayHooks(CustomLogger):
+    """The callbacks every cc-gateway preset loads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._catch_all_logged: set[str] = set()
+
+    async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict, call_type: Any) -> Any:
+        """Check and adjust a request before it is routed."""
+        model = str(data.get("model") or "")
+        info = context.info()
+        if info is not None:
+            info.model = model
+        deployments = deployments_for(model)
+        if deployments:
+            self._check_available(model, deployments)
+            self._clamp_max_tokens(data, deployments)
+            self._note_catch_all(model, deployments)
+        return data
+
+    def _check_available(self, model: str, deployments: list[dict[str, Any]]) -> None:
+        missing = [missing_key_variable(d) for d in deployments]
+        if all(missing):
+            from fastapi import HTTPException
+
+            raise HTTPException(
+                status_code=503,
+                detail=f"route {model!r} is unavailable: {missing[0]} is not set in the gateway's .env",
+            )
+
+    @staticmethod
+    def _clamp_max_tokens(data: dict, deployments: list[dict[str, Any]]) -> None:
+        limits = [(d.get("model_info") or {}).get("max_output_tokens") for d in deployments]
+        limits = [int(x) for x in limits if isinstance(x, int | str) and str(x).isdigit()]
+        if not limits:
+            return
+        cap = min(limits)
+        for key in ("max_tokens", "max_completion_tokens"):
+            if isinstance(data.get(key), int) and data[key] > cap:
+                data[key] = cap
+
+    def _note_catch_all(self, model: str, deployments: list[dict[str, Any]]) -> None:
+        name = deployments[0].get("model_name", "")
+        if "*" in name and model not in self._catch_all_logged:
+            self._catch_all_logged.add(model)
+            log.info("model %s has no route of its own: served by catch-all route %s", model, name)
+
+    async def async_log_pre_api_call(self, model: Any, messages: Any, kwargs: dict) -> None:
+        """Record which deployment is being called (for the access log)."""
+        info = context.info()
+        if info is not None:
+            params = kwargs.get("litellm_params") or {}
+            provider = kwargs.get("custom_llm_provider") or params.get("custom_llm_provider") or ""
+            name = kwargs.get("model") or model or ""
+            info.route = f"{provider}/{name}" if provider and not str(name).startswith(f"{provider}/") else str(name)
+
+    async def async_post_call_failure_hook(
+        self,
+        request_data: dict,
+        original_exception: Exception,
+        user_api_key_dict: Any,
+        traceback_str: str | None = None,
+    ) -> Any:
+        """Keep the upstream's Retry-After for the response (LiteLLM drops it)."""
+        info = context.info()
+        if info is not None and info.retry_after is None:
+            info.retry_after = retry_after_of(original_exception)
+        return None
+
+
+def retry_after_of(exc: BaseException) -> str | None:
+    """Find a Retry-After value on a LiteLLM exception (or the exceptions it wraps)."""
+    seen = 0
+    while exc is not None and seen < 5:
+        for source in (
+            getattr(exc, "litellm_response_headers", None),
+            getattr(getattr(exc, "response", None), "headers", None),
+            getattr(exc, "headers", None),
+        ):
+            if source:
+                try:
+                    value = source.get("retry-after") or source.get("Retry-After")
+                except AttributeError:
+                    value = None
+                if value:
+                    return str(value)
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        seen += 1
+    return None
+
+
+handler = GatewayHooks()

@@ -1,0 +1,297 @@
+"""ASGI middleware `cc-gateway serve` puts in front of LiteLLM's app.
+
+It holds the guarantees LiteLLM's proxy does not give by itself:
+- errors in the caller's API format (Anthropic-shaped on /v1/messages, OpenAI-shaped elsewhere);
+- an upstream's Retry-After kept on a 429;
+- a stream never ends silently: a stream that stops without its terminator gets an error event;
+- a body size limit (413), a drain on shutdown (readiness 503, new work 503);
+- one access-log line per request (method, path, model, route, status, latency), never a key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cc_gateway.runtime import context
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger("cc_gateway.access")
+
+READINESS = ("/health/readiness",)
+HEALTH = ("/health/liveliness", "/health/liveness", "/health/readiness")
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "service_unavailable",
+}
+
+
+@dataclass
+class DrainState:
+    """Shared by the middleware and serve's shutdown: in-flight count and the draining flag."""
+
+    draining: bool = False
+    inflight: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def enter(self) -> None:
+        """Count a request in."""
+        self.inflight += 1
+        self.idle.clear()
+
+    def leave(self) -> None:
+        """Count a request out."""
+        self.inflight -= 1
+        if self.inflight == 0:
+            self.idle.set()
+
+
+def is_anthropic_path(path: str) -> bool:
+    """Tell whether a path speaks Anthropic's messages API."""
+    return "/messages" in path and "/chat/" not in path
+
+
+def error_body(anthropic: bool, status: int, message: str, etype: str | None = None) -> bytes:
+    """Build an error body in the caller's format."""
+    if anthropic:
+        kind = etype if etype in _ANTHROPIC_TYPES.values() else _ANTHROPIC_TYPES.get(status, "api_error")
+        return json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
+    kind = etype or _OPENAI_TYPES.get(status, "api_error")
+    return json.dumps({"error": {"message": message, "type": kind, "param": None, "code": str(status)}}).encode()
+
+
+async def send_error(send: Send, anthropic: bool, status: int, message: str, headers: list | None = None) -> None:
+    """Send a complete JSON error response."""
+    body = error_body(anthropic, status, message)
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": raw + (headers or [])})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def reshape_error(body: bytes, anthropic: bool, status: int) -> bytes:
+    """Rewrite LiteLLM's error body into the caller's format (keeps the message)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return error_body(anthropic, status, body.decode("utf-8", "replace").strip() or f"HTTP {status}")
+    if not isinstance(data, dict):
+        return error_body(anthropic, status, str(data))
+    if data.get("type") == "error" and anthropic:
+        return body
+    err = data.get("error", data)
+    if isinstance(err, dict):
+        message = str(err.get("message") or err.get("detail") or json.dumps(err))
+    else:
+        message = str(err if "error" in data else data.get("detail", data))
+    return error_body(anthropic, status, message)
+
+
+class _StreamGuard:
+    """Watch an SSE response for its terminator; supply an error event if it ends without one."""
+
+    def __init__(self, anthropic: bool) -> None:
+        self.anthropic = anthropic
+        self.done = False
+        self.tail = b""
+
+    def feed(self, chunk: bytes) -> None:
+        """Scan a body chunk (keeping a small tail so a marker split across chunks is seen)."""
+        window = self.tail + chunk
+        markers = (b"message_stop", b"event: error") if self.anthropic else (b"[DONE]", b'{"error"')
+        if any(m in window for m in markers):
+            self.done = True
+        self.tail = window[-32:]
+
+    def closing_event(self, reason: str) -> bytes:
+        """The SSE event that tells the client the stream broke."""
+        if self.anthropic:
+            payload = {"type": "error", "error": {"type": "api_error", "message": reason}}
+            return b"event: error\ndata: " + json.dumps(payload).encode() + b"\n\n"
+        payload = {"error": {"message": reason, "type": "api_error", "code": "502"}}
+        return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+class GatewayMiddleware:
+    """Wrap LiteLLM's ASGI app with cc-gateway's guarantees."""
+
+    def __init__(self, app: Any, *, drain: DrainState, body_limit: int) -> None:
+        self.app = app
+        self.drain = drain
+        self.body_limit = body_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        anthropic = is_anthropic_path(path)
+        if (self.drain.draining and path not in HEALTH) or (path in READINESS and self.drain.draining):
+            await send_error(send, anthropic, 503, "the gateway is shutting down", [(b"retry-after", b"1")])
+            return
+        info = context.RequestInfo(method=scope["method"], path=path)
+        token = context.current.set(info)
+        started = time.perf_counter()
+        status_box = [0]
+        self.drain.enter()
+        try:
+            receive = await self._limit_body(scope, receive, send, anthropic, status_box)
+            if receive is not None:
+                await self._serve(scope, receive, send, anthropic, info, status_box)
+        finally:
+            self.drain.leave()
+            context.current.reset(token)
+            if path not in HEALTH:
+                elapsed = (time.perf_counter() - started) * 1000
+                log.info(
+                    "%s %s model=%s route=%s status=%s %.0fms",
+                    info.method,
+                    path,
+                    info.model or "-",
+                    info.route or "-",
+                    status_box[0],
+                    elapsed,
+                )
+
+    async def _limit_body(
+        self, scope: Scope, receive: Receive, send: Send, anthropic: bool, status_box: list[int]
+    ) -> Receive | None:
+        """Answer 413 for a body over the limit; return the receive callable to use (None: answered)."""
+        length = dict(scope["headers"]).get(b"content-length")
+        too_big = f"request body is larger than the gateway's limit of {self.body_limit // (1 << 20)} MiB"
+        if length is not None and length.isdigit():
+            if int(length) > self.body_limit:
+                status_box[0] = 413
+                await send_error(send, anthropic, 413, too_big)
+                return None
+            return receive
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            return receive
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return receive
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > self.body_limit:
+                status_box[0] = 413
+                await send_error(send, anthropic, 413, too_big)
+                return None
+        replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def replayed() -> Message:
+            return replay.pop() if replay else await receive()
+
+        return replayed
+
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        anthropic: bool,
+        info: context.RequestInfo,
+        status_box: list[int],
+    ) -> None:
+        """Run LiteLLM's app, reshaping errors and guarding streams on the way out."""
+        state: dict[str, Any] = {"start": None, "buffer": None, "guard": None}
+
+        async def wrapped_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await self._on_start(message, state, anthropic, info, send)
+                status_box[0] = message["status"]
+                return
+            if message["type"] == "http.response.body":
+                await self._on_body(message, state, anthropic, send)
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, wrapped_send)
+        except Exception as exc:
+            guard = state["guard"]
+            if state["start"] is None and guard is None and state["buffer"] is None:
+                status_box[0] = 500
+                log.error("unhandled error serving %s: %s", scope["path"], type(exc).__name__)
+                await send_error(send, anthropic, 500, f"gateway error: {type(exc).__name__}")
+                return
+            if guard is not None and not guard.done:
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": guard.closing_event(f"upstream stream failed: {type(exc).__name__}"),
+                        "more_body": False,
+                    }
+                )
+                return
+            raise
+
+    async def _on_start(
+        self, message: Message, state: dict[str, Any], anthropic: bool, info: context.RequestInfo, send: Send
+    ) -> None:
+        status = message["status"]
+        headers = [(k, v) for k, v in message.get("headers", [])]
+        names = {k.lower() for k, _ in headers}
+        if status == 429 and info.retry_after and b"retry-after" not in names:
+            headers.append((b"retry-after", info.retry_after.encode()))
+        content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+        if (status >= 400 and b"json" in content_type) or (status >= 400 and not content_type):
+            state["buffer"] = bytearray()
+            state["start"] = {**message, "headers": headers}
+            return
+        if status == 200 and b"text/event-stream" in content_type:
+            state["guard"] = _StreamGuard(anthropic)
+        state["start"] = message
+        await send({**message, "headers": headers})
+
+    async def _on_body(self, message: Message, state: dict[str, Any], anthropic: bool, send: Send) -> None:
+        more = message.get("more_body", False)
+        if state["buffer"] is not None:
+            state["buffer"] += message.get("body", b"")
+            if more:
+                return
+            start = state["start"]
+            body = reshape_error(bytes(state["buffer"]), anthropic, start["status"])
+            headers = [(k, v) for k, v in start["headers"] if k.lower() not in (b"content-length", b"content-type")]
+            headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
+        guard: _StreamGuard | None = state["guard"]
+        if guard is not None:
+            guard.feed(message.get("body", b""))
+            if not more and not guard.done:
+                await send({**message, "more_body": True})
+                guard.done = True
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": guard.closing_event("the upstream stream ended before it was complete"),
+                        "more_body": False,
+                    }
+                )
+                return
+        await send(message)

@@ -1,0 +1,338 @@
+"""`cc-gateway serve`: LiteLLM's proxy in this process, safe by default.
+
+The only module that imports `litellm.proxy` and uvicorn. `preflight()` checks everything that
+can be checked without LiteLLM (fast, clear errors); `run()` starts the proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import logging
+import os
+import re
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from cc_gateway.envfile import apply_to_environ, is_placeholder
+from cc_gateway.errors import ConfigError, GatewayError, PortInUse, UsageError
+from cc_gateway.gateway import Gateway, load_gateway
+
+WEAK_KEYS = {"sk-1234", "sk-12345", "sk-123456", "sk-test", "sk-admin", "sk-password"}
+DEFAULT_BODY_LIMIT = 32 << 20
+LOG_LEVELS = ("debug", "info", "warning", "error")
+log = logging.getLogger("cc_gateway.serve")
+
+
+@dataclass
+class ServeOptions:
+    """What `serve` was asked to do."""
+
+    folder: Path | None = None
+    config: Path | None = None
+    host: str = "127.0.0.1"
+    port: int | None = None
+    workers: int = 1
+    log_level: str = "info"
+    allow_open: bool = False
+    drain_seconds: float = 30.0
+    body_limit: int = DEFAULT_BODY_LIMIT
+
+
+@dataclass
+class Preflight:
+    """Everything serve decided before loading LiteLLM."""
+
+    gateway: Gateway
+    options: ServeOptions
+    port: int
+    url: str
+    warnings: list[str] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)  # route -> empty variable
+    open_auth: bool = False
+
+    @property
+    def client_lines(self) -> list[str]:
+        """The environment lines Claude Code needs to use this gateway."""
+        if self.open_auth:
+            return [f"ANTHROPIC_BASE_URL={self.url}", "ANTHROPIC_AUTH_TOKEN=anything (the gateway is open)"]
+        if self.gateway.uses_static_tokens and self.gateway.static_tokens:
+            header = "ANTHROPIC_CUSTOM_HEADERS='x-litellm-api-key: <PROXY_STATIC_TOKEN>'"
+            return [f"ANTHROPIC_BASE_URL={self.url}", header]
+        return [f"ANTHROPIC_BASE_URL={self.url}", "ANTHROPIC_AUTH_TOKEN=<LITELLM_MASTER_KEY from .env>"]
+
+
+def is_loopback(host: str) -> bool:
+    """Tell whether a bind address only accepts local connections."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def preflight(options: ServeOptions) -> Preflight:
+    """Check the folder, keys, address and port; export .env into the environment."""
+    if options.log_level not in LOG_LEVELS:
+        raise UsageError(f"unknown log level {options.log_level!r}", hint=f"use one of: {', '.join(LOG_LEVELS)}")
+    if options.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    gateway = load_gateway(options.folder, options.config)
+    apply_to_environ(gateway.env_file)
+    gateway.env = dict(os.environ)
+    port = options.port or gateway.port
+    if not 1 <= port <= 65535:
+        raise UsageError(f"port {port} is out of range", hint="use a port between 1 and 65535")
+    shown_host = f"[{options.host}]" if ":" in options.host else options.host
+    result = Preflight(gateway, options, port, f"http://{shown_host}:{port}")
+    _check_auth(result)
+    _check_routes(result)
+    check_port_free(options.host, port)
+    return result
+
+
+def _check_auth(result: Preflight) -> None:
+    gateway, options = result.gateway, result.options
+    master = gateway.master_key
+    if master and (is_placeholder(master) or master in WEAK_KEYS or not master.startswith("sk-") or len(master) < 20):
+        raise ConfigError(
+            f"{gateway.env_path}: LITELLM_MASTER_KEY is a placeholder or a well-known weak key",
+            hint="run `cc-gateway init` again to generate one (it keeps your other values), or set sk- + 32 random bytes",
+        )
+    if master or gateway.static_tokens:
+        if not is_loopback(options.host):
+            result.warnings.append(
+                f"listening on {options.host}: the gateway is reachable from other machines; keep its key secret"
+            )
+        return
+    if not gateway.uses_static_tokens and not options.allow_open:
+        raise ConfigError(
+            f"{gateway.env_path}: LITELLM_MASTER_KEY is not set",
+            hint="run `cc-gateway init` in that folder to generate one (or --allow-open to run without auth)",
+        )
+    if not is_loopback(options.host) and not options.allow_open:
+        raise GatewayError(
+            f"refusing to listen on {options.host} with no master key and no PROXY_STATIC_TOKEN: anyone could use it",
+            hint="set PROXY_STATIC_TOKEN or LITELLM_MASTER_KEY in .env, or pass --allow-open if you mean it",
+        )
+    result.open_auth = True
+    result.warnings.append("no master key and no static token: the gateway is OPEN to anyone who can reach it")
+    if not is_loopback(options.host):
+        result.warnings.append(f"OPEN gateway listening on {options.host}: reachable from other machines")
+
+
+def _check_routes(result: Preflight) -> None:
+    """Name the routes whose key variable is empty; they are served as unavailable (503)."""
+    for route in result.gateway.routes:
+        if route.key_env and not result.gateway.env.get(route.key_env, "").strip():
+            result.unavailable[route.name] = route.key_env
+    if result.unavailable and len(result.unavailable) == len(result.gateway.routes):
+        first = next(iter(result.unavailable.values()))
+        raise ConfigError(
+            f"{result.gateway.env_path}: every route needs a key that is not set (first: {first})",
+            hint=f"set {first} in .env (or in the environment) and start again",
+        )
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail clearly when the port is taken (LiteLLM's own CLI silently picks another)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(
+                    f"port {port} on {host} is already in use",
+                    hint=f"stop what is using it (e.g. `ss -ltnp 'sport = :{port}'`) or pass --port",
+                ) from None
+            raise GatewayError(f"cannot listen on {host}:{port}: {exc.strerror}", hint="check --host") from None
+
+
+# --------------------------------------------------------------------------- logging
+
+
+class RedactingFilter(logging.Filter):
+    """Remove every configured secret (and anything shaped like a key) from log records."""
+
+    _SHAPES = re.compile(r"(sk-[A-Za-z0-9_\-]{2})[A-Za-z0-9_\-]{6,}|((?i:bearer)\s+)[A-Za-z0-9._~+/=\-]{8,}")
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+
+    def scrub(self, text: str) -> str:
+        """Return text with secrets masked."""
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, "[redacted]")
+        return self._SHAPES.sub(lambda m: (m.group(1) or m.group(2)) + "[redacted]", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Scrub the fully formatted message (args included) and any traceback."""
+        message = record.getMessage()
+        if record.exc_info:
+            import traceback
+
+            message += "\n" + "".join(traceback.format_exception(*record.exc_info))
+            record.exc_info = None
+            record.exc_text = None
+        record.msg = self.scrub(message)
+        record.args = None
+        return True
+
+
+def secret_values(environ: dict[str, str]) -> list[str]:
+    """Collect every value that must never be logged: keys, tokens, secrets and salts."""
+    values: list[str] = []
+    for name, value in environ.items():
+        if re.search(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", name) and value:
+            values += [v.strip() for v in value.split(",") if v.strip()]
+    return values
+
+
+def configure_logging(level: str, environ: dict[str, str]) -> None:
+    """Route every logger (ours, LiteLLM's, uvicorn's) through one redacting stderr handler."""
+    import sys
+
+    redactor = RedactingFilter(secret_values(environ))
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.addFilter(redactor)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    numeric = getattr(logging, level.upper())
+    for name in ("cc_gateway", "uvicorn.error"):
+        logging.getLogger(name).setLevel(numeric)
+    for name in ("LiteLLM", "LiteLLM Proxy", "LiteLLM Router", "LiteLLM Stdout Proxy"):
+        lib = logging.getLogger(name)
+        lib.handlers[:] = []
+        lib.propagate = True
+        lib.setLevel(numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _quiet_environment(config_path: Path) -> None:
+    """Make LiteLLM start offline and quiet: local cost map, no telemetry, no admin UI."""
+    defaults = {
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_TELEMETRY": "False",
+        "LITELLM_DONT_SHOW_FEEDBACK_BOX": "true",
+        "DISABLE_ADMIN_UI": "True",
+        "DISABLE_SCHEMA_UPDATE": "True",
+    }
+    for name, value in defaults.items():
+        os.environ.setdefault(name, value)
+    os.environ["CONFIG_FILE_PATH"] = str(config_path)
+    if str(config_path.parent) not in os.sys.path:
+        os.sys.path.insert(0, str(config_path.parent))
+
+
+def build_app(drain: Any, body_limit: int) -> Any:
+    """Import LiteLLM's proxy app (slow: ~5 s) and wrap it in cc-gateway's middleware."""
+    from litellm.proxy.proxy_server import app, save_worker_config
+
+    from cc_gateway.runtime.middleware import GatewayMiddleware
+
+    save_worker_config(config=os.environ["CONFIG_FILE_PATH"], drop_params=True, request_timeout=600)
+    return GatewayMiddleware(app, drain=drain, body_limit=body_limit)
+
+
+def run(pre: Preflight, *, progress: Callable[[str], None], on_ready: Callable[[], None]) -> int:
+    """Run the proxy until Ctrl-C/SIGTERM, then drain in-flight requests; return the exit code."""
+    configure_logging(pre.options.log_level, dict(os.environ))
+    _quiet_environment(pre.gateway.config_path)
+    progress("loading LiteLLM")
+    from cc_gateway.runtime.middleware import DrainState
+
+    drain = DrainState()
+    app = build_app(drain, pre.options.body_limit)
+    configure_logging(pre.options.log_level, dict(os.environ))  # again: LiteLLM adds handlers at import
+    progress("loading the config and routes")
+    config = uvicorn.Config(
+        app,
+        host=pre.options.host,
+        port=pre.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=int(pre.options.drain_seconds) + 5,
+        timeout_keep_alive=30,
+    )
+    server = GatewayServer(config, drain=drain, drain_seconds=pre.options.drain_seconds, on_ready=on_ready)
+    server.run()
+    if server.startup_failed:
+        raise GatewayError("LiteLLM failed to start; see the log lines above", hint="run `cc-gateway doctor`")
+    return 0
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn.Server with cc-gateway's signal handling: drain first, exit 0, never re-raise."""
+
+    def __init__(self, config: Any, *, drain: Any, drain_seconds: float, on_ready: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.drain = drain
+        self.drain_seconds = drain_seconds
+        self.on_ready = on_ready
+        self.startup_failed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def startup(self, sockets: Any = None) -> None:
+        """Start serving, then report readiness (or a failed start)."""
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+        if self.should_exit:
+            self.startup_failed = True
+            return
+        self.on_ready()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Handle SIGINT/SIGTERM ourselves; unlike uvicorn, don't re-raise them afterwards (exit 0)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, sig: int, frame: Any) -> None:
+        """First signal: drain. A second Ctrl-C: stop now."""
+        if self.drain.draining:
+            self.force_exit = self.force_exit or sig == signal.SIGINT
+            self.should_exit = True
+            return
+        self.drain.draining = True
+        log.warning("shutting down: draining %d request(s) in flight", self.drain.inflight)
+        loop = self._loop
+        if loop is None:
+            self.should_exit = True
+            return
+        loop.call_soon_threadsafe(lambda: loop.create_task(self._drain_then_exit()))
+
+    async def _drain_then_exit(self) -> None:
+        """Wait (bounded) for in-flight requests, then let uvicorn shut down."""
+        if self.drain.inflight:
+            try:
+                await asyncio.wait_for(self.drain.idle.wait(), timeout=self.drain_seconds)
+            except TimeoutError:
+                log.warning("drain timed out with %d request(s) still running", self.drain.inflight)
+        self.should_exit = True
