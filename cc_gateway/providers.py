@@ -6,8 +6,20 @@ import functools
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 from cc_gateway.files import parse_yaml
+
+
+@dataclass(frozen=True)
+class ExtraVar:
+    """A variable a provider's routes read besides the key and base URL (e.g. azure's api_version)."""
+
+    name: str
+    param: str
+    help: str = ""
+    secret: bool = False
+    default: str | None = None
 
 
 @dataclass(frozen=True)
@@ -24,6 +36,10 @@ class Provider:
     max_tokens: int
     thinking: bool
     key_pattern: str | None
+    key_param: str = "api_key"
+    key_help: str | None = None
+    needs_base: bool = False
+    extra_env: tuple[ExtraVar, ...] = ()
 
     def key_looks_valid(self, value: str) -> bool:
         """Tell whether a key has this provider's usual shape (unknown shapes pass)."""
@@ -35,7 +51,12 @@ def load_providers() -> dict[str, Provider]:
     """Load the packaged provider catalogue."""
     source = resources.files("cc_gateway") / "data" / "providers.yaml"
     data = parse_yaml(source.read_text(encoding="utf-8"), "providers.yaml")
-    return {name: Provider(name=name, **fields) for name, fields in data.items()}
+    return {name: _provider(name, fields) for name, fields in data.items()}
+
+
+def _provider(name: str, fields: dict[str, Any]) -> Provider:
+    extra = tuple(ExtraVar(**item) for item in fields.pop("extra_env", None) or ())
+    return Provider(name=name, extra_env=extra, **fields)
 
 
 def provider_for_variable(name: str) -> Provider | None:
