@@ -97,8 +97,16 @@ def preflight(options: ServeOptions) -> Preflight:
     result = Preflight(gateway, options, port, f"http://{shown_host}:{port}")
     _check_auth(result)
     _check_routes(result)
+    result.warnings += _runtime_warnings(gateway)
     check_port_free(options.host, port)
     return result
+
+
+def _runtime_warnings(gateway: Gateway) -> list[str]:
+    """Start-up warnings from the runtime pieces a config uses (the oauth-bridge's terms notice)."""
+    from cc_gateway.runtime.bridge_checks import startup_warnings
+
+    return startup_warnings(gateway.config, gateway.env)
 
 
 def _check_auth(result: Preflight) -> None:
