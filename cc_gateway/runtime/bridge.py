@@ -362,9 +362,17 @@ class Call:
         finally:
             pool.release(process)
             if answered:
-                pool.prewarm(Launch(self.launch.model, self.launch.conversation.continued(self.text), None))
-                if not self.launch.conversation.history:
-                    pool.prewarm(self.launch)
+                for launch in self._likely_next()[: self.settings.warm]:
+                    pool.prewarm(launch)
+
+    def _likely_next(self) -> list[Launch]:
+        """The launches this client most likely needs next, most likely first.
+
+        A request without history is most often repeated as is by stateless API clients (same system
+        prompt, a new question); one with history is most often continued with this answer appended.
+        """
+        continued = Launch(self.launch.model, self.launch.conversation.continued(self.text), self.launch.max_tokens)
+        return [continued] if self.launch.conversation.history else [self.launch, continued]
 
     async def _checkout(self, pool: Pool, deadline: float) -> CliProcess:
         started = time.monotonic()
