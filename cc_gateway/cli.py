@@ -185,7 +185,7 @@ def init(
     request = scaffold.InitRequest(
         preset=load_preset(preset or "demo"),
         folder=(folder or Path.cwd()).expanduser().absolute(),
-        port=port or scaffold.DEFAULT_PORT,
+        port=scaffold.DEFAULT_PORT if port is None else port,
         keys=keys,
         api_bases=_pairs(api_base, "--api-base"),
         options=_pairs(option, "--option"),
@@ -296,8 +296,10 @@ def serve(
     console = err()
     status = console.status("starting the gateway", spinner="dots")
     status.start()
+    # Without a terminal the spinner shows nothing: print each step as a line instead.
+    progress = status.update if console.is_terminal else lambda step: console.print(f"[dim]{step}…[/]")
     try:
-        code = serve_mod.run(pre, progress=lambda s: status.update(s), on_ready=lambda: _ready(status, pre))
+        code = serve_mod.run(pre, progress=progress, on_ready=lambda: _ready(status, pre))
     finally:
         status.stop()
     raise typer.Exit(code)

@@ -19,12 +19,14 @@ if [ ! -x .cache/npm/bin/claude ] || ! .cache/npm/bin/claude --version 2>/dev/nu
   npm install --silent --no-audit --no-fund -g --prefix .cache/npm "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION"
 fi
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-  else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-  fi
+# Debian packages: redis-server (shared-state tests), docker-compose (validates rendered compose files).
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 "$VENV/bin/ruff" check cc_gateway tests bench
