@@ -97,6 +97,7 @@ def preflight(options: ServeOptions) -> Preflight:
     result = Preflight(gateway, options, port, f"http://{shown_host}:{port}")
     _check_auth(result)
     _check_routes(result)
+    _check_pool(result)
     result.warnings += _runtime_warnings(gateway)
     check_port_free(options.host, port)
     return result
@@ -150,6 +151,20 @@ def _check_routes(result: Preflight) -> None:
             f"{result.gateway.env_path}: every route needs a key that is not set (first: {first})",
             hint=f"set {first} in .env (or in the environment) and start again",
         )
+
+
+def _check_pool(result: Preflight) -> None:
+    """Validate the Claude credential pool's variables (multi-provider); see runtime/pool.py."""
+    if not any(r.model_info.get("cc_gateway_credential_pool") for r in result.gateway.routes):
+        return
+    from cc_gateway.runtime.pool import validate_environment
+
+    try:
+        result.warnings += validate_environment(os.environ)
+    except ConfigError as exc:
+        raise ConfigError(f"{result.gateway.env_path}: {exc}", hint=exc.hint) from None
+    if not os.environ.get("REDIS_URL", "").strip():
+        os.environ.pop("REDIS_URL", None)  # router_settings.redis_url would resolve to '' and be dialled
 
 
 def check_port_free(host: str, port: int) -> None:
