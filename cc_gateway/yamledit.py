@@ -100,6 +100,8 @@ class Doc:
     def delete(self, path: KeyPath) -> Doc:
         """Delete the key or list item at `path`, with the comment lines directly above it."""
         parent, key = self.get(path[:-1]), path[-1]
+        if len(parent) == 1 and path[:-1]:
+            return self.set(path[:-1], type(plain(parent))())  # the last entry: leave `key: {}` (or [])
         if _is_block(parent):
             start, end, col = self._key_span(parent, key) if isinstance(parent, dict) else self._item_span(parent, key)
             while start > 0 and _is_comment_at(self.lines[start - 1], col):
@@ -150,7 +152,10 @@ class Doc:
         trailing = self.newline if (self.text.endswith(("\n", "\r")) or not self.text) else ""
         if start >= len(self.lines) and not trailing:
             trailing = self.newline  # we appended after an unterminated last line
-        return Doc(self.newline.join(lines) + trailing, self.path)
+        try:
+            return Doc(self.newline.join(lines) + trailing, self.path)
+        except ConfigError:  # the splice broke the YAML (e.g. removed an anchor used elsewhere)
+            raise _unsafe(self.path) from None
 
 
 # --------------------------------------------------------------------------- parsing
@@ -195,11 +200,15 @@ def verify(old_text: str, new_text: str, expected: Any, path: Path | str) -> Non
     except ConfigError:
         actual = object()
     if actual != expected:
-        raise ConfigError(
-            f"{path}: cannot edit this file safely in place (an unusual layout, e.g. a YAML anchor in the part "
-            "being changed); nothing was changed",
-            hint="make the change by hand, or run `cc-gateway init` to regenerate the file",
-        )
+        raise _unsafe(path)
+
+
+def _unsafe(path: Path | str) -> ConfigError:
+    return ConfigError(
+        f"{path}: cannot edit this file safely in place (an unusual layout, e.g. a YAML anchor in the part "
+        "being changed); nothing was changed",
+        hint="make the change by hand, or run `cc-gateway init` to regenerate the file",
+    )
 
 
 # --------------------------------------------------------------------------- emitting
