@@ -25,7 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from cc_gateway.errors import GatewayError
+from cc_gateway.errors import GatewayError, located
 
 SCOPES = ("user", "project", "local")
 
@@ -106,9 +106,11 @@ def read_layer(scope: str, path: Path) -> Layer:
         doc = parse(path.read_text(encoding="utf-8"), path)
     except (GatewayError, OSError, UnicodeDecodeError) as exc:
         return Layer(scope, path, exists=True, problem=str(exc))
-    problem = doc.strict_json_problem
-    if problem:
-        return Layer(scope, path, exists=True, problem=f"{path}: {problem}; Claude Code ignores the whole file")
+    issue = doc.strict_json_issue
+    if issue:
+        return Layer(
+            scope, path, True, problem=located(path, issue[0], f"{issue[1]}; Claude Code ignores the whole file")
+        )
     data = doc.value if isinstance(doc.value, dict) else {}
     env = data.get("env") if isinstance(data.get("env"), dict) else {}
     helper = data.get("apiKeyHelper")

@@ -61,13 +61,19 @@ class Document:
         return self.root.value
 
     @property
-    def strict_json_problem(self) -> str | None:
-        """Why strict JSON readers (Claude Code 2.1.197 among them) would reject this text, or None."""
+    def strict_json_issue(self) -> tuple[int, str] | None:
+        """(line, 'comment' | 'trailing comma'): why strict JSON readers (Claude Code 2.1.197) reject it."""
         if self.comment_line:
-            return f"line {self.comment_line}: comment"
+            return self.comment_line, "comment"
         if self.trailing_comma_line:
-            return f"line {self.trailing_comma_line}: trailing comma"
+            return self.trailing_comma_line, "trailing comma"
         return None
+
+    @property
+    def strict_json_problem(self) -> str | None:
+        """The same as `strict_json_issue`, as text ('line 3: comment'), or None."""
+        issue = self.strict_json_issue
+        return f"line {issue[0]}: {issue[1]}" if issue else None
 
 
 class _Parser:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cc_gateway import claude_code, settings
-from cc_gateway.errors import ConfigError, GatewayError, UsageError
+from cc_gateway.errors import ConfigError, GatewayError, UsageError, located
 from cc_gateway.gateway import Gateway
 
 ONE_M = re.compile(r"\[1m\]$", re.I)
@@ -204,10 +204,11 @@ class FileChange:
 def planned_change(path: Path, updates: Mapping[str, object], *, section: str | None, private: bool) -> FileChange:
     """Merge `updates` into one settings file; refuse a file Claude Code could not read, naming file and line."""
     text, doc = settings.read_settings(path)
-    if doc is not None and doc.strict_json_problem:
+    issue = doc.strict_json_issue if doc is not None else None
+    if issue:
         raise ConfigError(
-            f"{path}: {doc.strict_json_problem}: Claude Code ignores a settings file with comments or trailing "
-            "commas entirely, so the gateway settings would have no effect",
+            located(path, issue[0], f"{issue[1]}: Claude Code ignores a settings file with comments or trailing ")
+            + "commas entirely, so the gateway settings would have no effect",
             hint='remove the comments/trailing commas (keep notes in a "//" key if you like), then run again',
         )
     return FileChange(path, text, settings.merge(text, updates, section=section, path=path), private)
@@ -277,9 +278,9 @@ def undo(scope: str, cwd: Path, home: Path, state_dir: Path, *, force: bool) -> 
     ~/.claude.json is restored only while Claude Code has not rewritten it since (it keeps its own state there).
     """
     done = []
-    paths = undo_targets(scope, cwd, home)
-    for path in paths:
-        is_state = path == paths[-1]
+    *files, state = undo_targets(scope, cwd, home)
+    for path in [*reversed(files), state]:  # last written first, so the folders we made empty out
+        is_state = path == state
         if is_state and settings.changed_since_written(state_dir, path):
             done.append((path, "kept (Claude Code changed it since; hasCompletedOnboarding left as is)"))
             continue
