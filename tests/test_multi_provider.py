@@ -457,8 +457,86 @@ def test_open_gateway_refuses_non_loopback_without_allow_open(tmp_path, ups):
 def test_compose_renders_redis_and_two_replicas(plain):
     text = (plain / "docker-compose.yml").read_text()
     assert "replicas: 2" in text and "redis:7-alpine" in text and "REDIS_URL: redis://redis:6379/0" in text
-    docker = shutil.which("docker")
-    if docker is None or subprocess.run([docker, "compose", "version"], capture_output=True).returncode:
-        pytest.skip("docker compose is not installed")
-    result = subprocess.run([docker, "compose", "config", "--quiet"], cwd=plain, capture_output=True, text=True)
+    command = compose_command()
+    if command is None:
+        pytest.skip("neither `docker compose` nor docker-compose is installed")
+    result = subprocess.run([*command, "config", "--quiet"], cwd=plain, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def compose_command() -> list[str] | None:
+    """`docker compose` (v2) or docker-compose (v1), whichever works here."""
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+# --------------------------------------------------------------------------- shared state across replicas
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A private redis-server on a free port, without persistence."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (scripts/test.sh installs it)")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    import redis
+
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise
+            time.sleep(0.1)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.mark.redis
+def test_two_replicas_share_rests_and_router_state_through_redis(tmp_path, ups, fresh, redis_url, gateway_factory):
+    import redis
+
+    folder = render(
+        tmp_path / "replicas", ups, *THIRD_PARTY_KEYS, f"PROXY_STATIC_TOKEN={STATIC[0]}",
+        f"CLAUDE_OAUTH_TOKENS={','.join(POOL)}", f"REDIS_URL={redis_url}",
+    )  # fmt: skip
+    first, second = gateway_factory(folder, env=cli_env(folder)), gateway_factory(folder, env=cli_env(folder))
+    respond, seen = by_credential({POOL[1]: Fault(429, "slow down", headers={"retry-after": "30"})})
+    fresh["anthropic"].script(respond, times=None)
+    for _ in range(3):
+        assert ask(first, "claude-sonnet-4-5").status_code == 200
+    assert [c for _, c in seen].count(POOL[1]) == 1
+    for _ in range(6):
+        assert ask(second, "claude-sonnet-4-5").status_code == 200
+    assert [c for _, c in seen].count(POOL[1]) == 1, "the second replica never used the credential the first rested"
+    assert {c for _, c in seen[3:]} == {POOL[0], POOL[2]}
+    keys = {k.decode() for k in redis.Redis.from_url(redis_url).keys("*")}
+    assert any(k.startswith("cc-gateway:pool:rest:") for k in keys)
+    assert any(not k.startswith("cc-gateway:") for k in keys), f"LiteLLM's router keeps state there too: {keys}"
+    assert POOL[1] not in " ".join(keys)
