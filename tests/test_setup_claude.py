@@ -463,6 +463,19 @@ def claude_env(home: Path) -> dict[str, str]:
     return {"PATH": os.environ["PATH"], "HOME": str(home), "TERM": "dumb"}
 
 
+def run_cc_claude(folder: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `cc-gateway claude --dir folder ARGS` in a fresh project under `home`, with a bare environment."""
+    project = home / "work"
+    project.mkdir(exist_ok=True)
+    env = {
+        **claude_env(home),
+        "PATH": f"{Path(claude_bin()).parent}{os.pathsep}/usr/bin:/bin",
+        "CC_GATEWAY_HOME": str(home / ".cc-gateway"),
+    }
+    command = [sys.executable, "-m", "cc_gateway", "claude", "--dir", str(folder), *args]
+    return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=180)
+
+
 @pytest.fixture(scope="module")
 def demo_gateway(demo_dir: Path):
     """The demo gateway, running on the port its .env names (so setup-claude's default URL is right)."""
@@ -515,21 +528,8 @@ def test_real_claude_code_reaches_the_gateway_and_undo_restores_the_project(
 def test_cc_gateway_claude_runs_one_session_and_writes_no_file(
     demo_gateway, tmp_path: Path, isolated_home: Path
 ) -> None:
-    project = tmp_path / "p"
-    project.mkdir()
-    env = {
-        **claude_env(isolated_home),
-        "PATH": f"{Path(claude_bin()).parent}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin",
-        "CC_GATEWAY_HOME": str(isolated_home / ".cc-gateway"),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "cc_gateway", "claude", "--dir", str(demo_gateway.folder), "-p", "Say hello"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    done = run_cc_claude(demo_gateway.folder, isolated_home, "-p", "Say hello")
+    project = isolated_home / "work"
     assert done.returncode == 0, done.stdout + done.stderr
     assert DEMO_REPLY in done.stdout
     assert "POST /v1/messages" in demo_gateway.log()
@@ -586,22 +586,8 @@ def test_passthrough_endpoint_uses_the_gateways_anthropic_key(fresh_upstream, ga
         f"ANTHROPIC_API_BASE={fresh_upstream.url}",
     )
     gateway = gateway_factory(folder)
-    project = tmp_path / "p"
-    project.mkdir()
-    env = {
-        **claude_env(tmp_path / "home"),
-        "PATH": f"{Path(claude_bin()).parent}{os.pathsep}/usr/bin:/bin",
-        "CC_GATEWAY_HOME": str(tmp_path / "state"),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "cc_gateway", "claude", "--dir", str(folder), "--url", gateway.url]
-        + ["--endpoint", "passthrough", "-p", "Say hello"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    (tmp_path / "home").mkdir()
+    done = run_cc_claude(folder, tmp_path / "home", "--url", gateway.url, "--endpoint", "passthrough", "-p", "hi")
     assert done.returncode == 0, done.stdout + done.stderr + gateway.log()
     messages = [r for r in fresh_upstream.requests if r.api == "messages"]
     assert messages, gateway.log()
