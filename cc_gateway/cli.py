@@ -346,8 +346,7 @@ def add_model(
     """Add a route to config.yaml (comments and layout kept) and its variables to .env."""
     from cc_gateway import routes
 
-    if None in (name, provider, model) or (provider == "openai-compatible" and not api_base):
-        name, provider, model, api_base = _route_wizard(name, provider, model, api_base)
+    name, provider, model, api_base = _route_wizard(name, provider, model, api_base)
     request = routes.NewRoute(
         name, provider, model, api_base, key_env, tuple(alias), fallback_for, max_tokens, replace, force
     )
@@ -361,6 +360,12 @@ def _route_wizard(
     name: str | None, provider: str | None, model: str | None, api_base: str | None
 ) -> tuple[str, str, str, str | None]:
     """Ask for what add-model's flags left out (TTY only; otherwise one usage line)."""
+    from cc_gateway.providers import load_providers
+
+    catalogue = load_providers()
+    needs_base = provider in catalogue and catalogue[provider].needs_base and api_base is None
+    if None not in (name, provider, model) and not needs_base:
+        return name, provider, model, api_base  # type: ignore[return-value]
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         if None in (name, provider, model):
             missing = [f for f, v in (("NAME", name), ("--provider", provider), ("--model", model)) if v is None]
@@ -371,9 +376,6 @@ def _route_wizard(
         return name, provider, model, api_base  # type: ignore[return-value]
     import questionary
 
-    from cc_gateway.providers import load_providers
-
-    catalogue = load_providers()
     if provider is None:
         choices = [questionary.Choice(f"{p.name:<18} {p.label}", value=p.name) for p in catalogue.values()]
         provider = questionary.select("Provider:", choices=choices).unsafe_ask()
@@ -382,7 +384,8 @@ def _route_wizard(
     if name is None:
         name = questionary.text("Route name:", default=model, validate=lambda s: bool(s.strip())).unsafe_ask()
     if api_base is None and provider in catalogue and catalogue[provider].needs_base:
-        api_base = questionary.text("Base URL (e.g. http://127.0.0.1:8000/v1):").unsafe_ask().strip() or None
+        question = "Base URL (e.g. http://127.0.0.1:8000/v1; Enter keeps the one in .env):"
+        api_base = questionary.text(question).unsafe_ask().strip() or None
     return name.strip(), provider, model.strip(), api_base
 
 

@@ -17,15 +17,24 @@ from typing import Any
 
 from cc_gateway.envfile import is_placeholder, layered, parse_env
 from cc_gateway.errors import ConfigError, ConflictError, UsageError, located
-from cc_gateway.files import FileSpec, Plan, apply_plan, backup, parse_yaml, plan_files, read_text
-from cc_gateway.gateway import env_ref, locate_config
+from cc_gateway.files import (
+    Action,
+    Change,
+    FileSpec,
+    Plan,
+    apply_plan,
+    backup,
+    ensure_writable_dir,
+    parse_yaml,
+    read_text,
+)
+from cc_gateway.gateway import KEY_PARAMS, env_ref, locate_config
 from cc_gateway.providers import Provider, load_providers
 from cc_gateway.render import ENV
 from cc_gateway.yamledit import Doc, KeyPath, verify
 
 CHAT_FLAG = "use_chat_completions_url_for_anthropic_messages"
 FALLBACK_KEYS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
-KEY_PARAMS = ("api_key", "aws_access_key_id", "vertex_credentials")
 _VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ALIASES: KeyPath = ("router_settings", "model_group_alias")
 
@@ -107,7 +116,7 @@ class _Config:
 
 def _load(folder: Path | None) -> _Config:
     path = locate_config(folder, None)
-    text = read_text(path)
+    text = _read_exact(path)
     Doc(text, path)  # ruamel first: its errors carry file and line for every YAML problem
     data = parse_yaml(text, path)
     if not isinstance(data, dict):
@@ -141,7 +150,7 @@ def plan_add(folder: Path | None, request: NewRoute) -> RouteEdit:
     config = _load(folder)
     _check_name(config, request)
     env_path = config.path.parent / ENV
-    env_text = read_text(env_path) if env_path.exists() else ""
+    env_text = _read_exact(env_path) if env_path.exists() else ""
     env_values = parse_env(env_text, env_path)
     params, needs, notes = _variables(provider, request, env_values)
     entry = {
@@ -160,7 +169,7 @@ def plan_add(folder: Path | None, request: NewRoute) -> RouteEdit:
     added = [n.name for n in needs if n.name not in env_values]
     if added:
         notes.append(f".env: added {', '.join(added)} (values already there are never changed)")
-    return RouteEdit(plan_files(files, owned_update=True), more + notes, missing)
+    return RouteEdit(_plan(files), more + notes, missing)
 
 
 def _check_request(request: NewRoute) -> None:
@@ -366,7 +375,7 @@ def plan_remove(folder: Path | None, name: str) -> RouteEdit:
     before = _params_vars(config.entries[index])
     still = _all_vars(parse_yaml(new_text, config.path))
     unused = [v for v in before if v not in still]
-    plan = plan_files({config.path: FileSpec(new_text, _mode(config.path))}, owned_update=True)
+    plan = _plan({config.path: FileSpec(new_text, _mode(config.path))})
     return RouteEdit(plan, notes, unused=unused)
 
 
@@ -461,7 +470,8 @@ def apply_edit(edit: RouteEdit) -> list[Path]:
     """Write the planned files atomically; keep a one-time .bak of config.yaml. Return new backups."""
     made: list[Path] = []
     for change in edit.plan.pending:
-        current = read_text(change.path) if change.path.exists() else None
+        ensure_writable_dir(change.path.parent)
+        current = _read_exact(change.path) if change.path.exists() else None
         if current != change.old:
             raise ConflictError(f"{change.path} changed while it was being edited", hint="run the command again")
         bak = change.path.with_name(change.path.name + ".bak")
@@ -531,15 +541,32 @@ def _edit_env(text: str, needs: list[_EnvNeed], values: Mapping[str, str], route
         appended += [f"# {need.help}", line]
     if not appended:
         return text
+    newline = "\r\n" if "\r\n" in text else "\n"
     if text and not text.endswith("\n"):
-        text += "\n"
+        text += newline
     header = f"# ---- route {route} (added by cc-gateway add-model)"
-    return text + ("\n" if text else "") + "\n".join([header, *appended]) + "\n"
+    return text + (newline if text else "") + newline.join([header, *appended]) + newline
 
 
 def _env_value(value: str | None) -> str:
     value = value or ""
     return f'"{value}"' if re.search(r"[\s#'\"]", value) else value
+
+
+def _read_exact(path: Path) -> str:
+    """Read text as it is on disk: CRLF line ends must survive an edit."""
+    read_text(path)  # its errors are the clear ones (missing, not UTF-8, unreadable)
+    return path.read_bytes().decode("utf-8")
+
+
+def _plan(files: dict[Path, FileSpec]) -> Plan:
+    """Plan in-place edits (files.plan_files reads with newline translation, which would turn CRLF into LF)."""
+    plan = Plan()
+    for path, spec in files.items():
+        old = _read_exact(path) if path.exists() else None
+        action = Action.CREATE if old is None else Action.IDENTICAL if old == spec.text else Action.UPDATE
+        plan.changes.append(Change(path, action, spec.text, old, spec.mode))
+    return plan
 
 
 def _mode(path: Path) -> int:

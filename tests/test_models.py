@@ -235,6 +235,21 @@ def test_generated_config_round_trips_byte_for_byte(gw: Path) -> None:
     assert (gw / "config.yaml").read_text() == original
 
 
+def test_crlf_line_ends_and_an_unterminated_last_line_survive(tmp_path: Path) -> None:
+    original = "model_list:\r\n  - model_name: a   # keep\r\n    litellm_params:\r\n      model: openai/x\r\n"
+    original += "router_settings:\r\n  num_retries: 1"
+    (tmp_path / "config.yaml").write_bytes(original.encode())
+    (tmp_path / ".env").write_bytes(b"# keys\r\nLITELLM_MASTER_KEY=sk-xyz\r\n")
+    add(tmp_path, "b", "zai", "glm-4.6", "--alias", "bb")
+    edited = (tmp_path / "config.yaml").read_bytes().decode()
+    assert removed_lines(original, edited) == []
+    assert edited.endswith("  num_retries: 1\r\n  model_group_alias:\r\n    bb: b\r\n")
+    assert "\n" not in edited.replace("\r\n", "")  # every line still ends in CRLF
+    assert "\n" not in (tmp_path / ".env").read_bytes().decode().replace("\r\n", "")
+    assert cli("remove-model", "b", "--dir", str(tmp_path)).exit_code == 0
+    assert (tmp_path / "config.yaml").read_bytes().decode() == original + "\r\n"
+
+
 def test_dry_run_prints_the_diff_and_writes_nothing(gw: Path) -> None:
     before = snapshot(gw)
     result = cli("add-model", "glm", "--provider", "zai", "--model", "glm-4.6", "--dry-run", "--dir", str(gw))
@@ -322,7 +337,8 @@ def test_every_provider_in_the_catalogue_can_be_added(gw: Path, name: str) -> No
         assert params[provider.key_param] == f"os.environ/{provider.key_env}"
     for extra in provider.extra_env:
         assert params[extra.param] == f"os.environ/{extra.name}"
-    assert load_gateway(gw).resolve("r") == "r"  # doctor's and serve's reader sees the route
+    seen = next(r for r in load_gateway(gw).routes if r.name == "r")  # doctor's and serve's reader
+    assert seen.key_env == provider.key_env
 
 
 # --------------------------------------------------------------------------- refusals
@@ -638,3 +654,18 @@ def test_models_sees_the_keys_that_serve_uses(served: object) -> None:
     assert keys["glm"] == ("ZAI_API_KEY", True)
     output = json.dumps(data)
     assert LOCAL_KEY not in output and ZAI_KEY not in output
+
+
+def test_ctrl_c_in_the_wizard_exits_130_and_writes_nothing(gw: Path) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    before = snapshot(gw)
+    child = pexpect.spawn(
+        sys.executable, ["-m", "cc_gateway", "add-model", "glm", "--dir", str(gw)], encoding="utf-8", timeout=30
+    )
+    child.expect("Provider:")
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
+    assert "Traceback" not in child.before
+    assert snapshot(gw) == before
