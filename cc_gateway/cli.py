@@ -610,7 +610,7 @@ def claude_cmd(
     """Start Claude Code on this gateway for one session (writes no file); extra ARGS go to claude."""
     import json
 
-    from cc_gateway import claude_code, setup_claude
+    from cc_gateway import claude_code, paths, setup_claude
 
     client = _client_env(folder, url, endpoint, [])
     binary = claude_code.find_claude()
@@ -619,6 +619,8 @@ def claude_cmd(
             "Claude Code is not installed (no `claude` on PATH)", hint="npm install -g @anthropic-ai/claude-code"
         )
     setup_claude.check_reachable(client.url)
+    for message in setup_claude.session_conflicts(client, Path.cwd(), paths.user_home()):
+        warn(message)
     env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
     env.update(client.values)
     # Settings files beat the environment, the --settings flag beats them; the key stays out of argv (ps).

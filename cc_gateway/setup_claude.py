@@ -325,6 +325,22 @@ def overrides(client: ClientEnv, written: list[Path], cwd: Path, home: Path, env
     return messages
 
 
+def session_conflicts(client: ClientEnv, cwd: Path, home: Path, managed: Path | None = None) -> list[str]:
+    """For `cc-gateway claude`: settings that beat a one-session configuration.
+
+    The public values travel in `--settings` (only managed settings beat it); the key travels in the
+    environment, which any settings file setting the same variable beats.
+    """
+    layers = claude_code.settings_layers(cwd, home, managed)
+    messages = []
+    for name, value in client.values.items():
+        candidates = layers if name in SECRET_VARS else [la for la in layers if la.scope == "managed"]
+        decision = claude_code.effective_env(candidates, {}, (name,)).get(name)
+        if decision and decision.value != value:
+            messages.append(f"{name} is set in {decision.source}, which takes precedence for this session")
+    return messages
+
+
 def check_reachable(url: str, timeout: float = 3.0) -> None:
     """Raise a one-line GatewayError when nothing answers at the gateway URL."""
     import urllib.error

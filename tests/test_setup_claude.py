@@ -595,3 +595,21 @@ def test_passthrough_endpoint_uses_the_gateways_anthropic_key(fresh_upstream, ga
     for received in messages:
         assert received.headers.get("x-api-key") == UPSTREAM_KEY
         assert gateway.key not in json.dumps(received.headers)
+
+
+def test_session_conflicts_name_the_settings_that_win(demo_dir: Path, tmp_path: Path) -> None:
+    from cc_gateway.setup_claude import ClientRequest, client_env, session_conflicts
+
+    client = client_env(load_gateway(demo_dir), ClientRequest())
+    home, cwd, managed = tmp_path / "home", tmp_path / "proj", tmp_path / "managed"
+    user = home / ".claude" / "settings.json"
+    user.parent.mkdir(parents=True)
+    user.write_text('{"env": {"ANTHROPIC_AUTH_TOKEN": "other", "ANTHROPIC_MODEL": "mine"}}')
+    policy = managed / "managed-settings.json"
+    managed.mkdir()
+    policy.write_text('{"env": {"ANTHROPIC_BASE_URL": "https://corp-gw"}}')
+    messages = session_conflicts(client, cwd, home, managed)
+    assert messages == [
+        f"ANTHROPIC_BASE_URL is set in {policy}, which takes precedence for this session",
+        f"ANTHROPIC_AUTH_TOKEN is set in {user}, which takes precedence for this session",
+    ]  # ANTHROPIC_MODEL from the user file loses to --settings
