@@ -453,9 +453,10 @@ def _key_state(route: dict[str, Any]) -> str:
 
 # ---- setup-claude / env / claude: point Claude Code at the gateway
 
-_DirOpt = Annotated[Path | None, typer.Option("--dir", "-d", help="Gateway folder [default: current].")]
+_DirOpt = Annotated[Path | None, typer.Option("--dir", "-d", help="Gateway folder (default: the current folder).")]
 _UrlOpt = Annotated[
-    str | None, typer.Option("--url", help="Gateway URL, without /v1 [default: http://127.0.0.1:CC_GATEWAY_PORT].")
+    str | None,
+    typer.Option("--url", help="Gateway URL without /v1 (default: http://127.0.0.1:CC_GATEWAY_PORT from .env)."),
 ]
 _EndpointOpt = Annotated[
     str, typer.Option("--endpoint", help="unified, or passthrough (anthropic preset: LiteLLM's /anthropic route).")
