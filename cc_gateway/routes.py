@@ -160,13 +160,12 @@ def plan_add(folder: Path | None, request: NewRoute) -> RouteEdit:
     }
     ops, more = _route_ops(config, request, entry, provider)
     new_text = _edit_config(config, ops)
-    new_env = _edit_env(env_text, needs, env_values, request.name)
+    new_env, added = _edit_env(env_text, needs, env_values, request.name)
     files = {config.path: FileSpec(new_text, _mode(config.path))}
     if new_env != env_text:
         files[env_path] = FileSpec(new_env, 0o600)
     environ = layered(parse_env(new_env, env_path))
     missing = [n.name for n in needs if n.value is None and is_placeholder(environ.get(n.name))]
-    added = [n.name for n in needs if n.name not in env_values]
     if added:
         notes.append(f".env: added {', '.join(added)} (values already there are never changed)")
     return RouteEdit(_plan(files), more + notes, missing)
@@ -526,9 +525,13 @@ def _walk(data: Any, path: KeyPath, leaf: type) -> Any:
     return node
 
 
-def _edit_env(text: str, needs: list[_EnvNeed], values: Mapping[str, str], route: str) -> str:
-    """Add the variables a route needs: placeholders for secrets, values for URLs; never touch a value."""
+def _edit_env(text: str, needs: list[_EnvNeed], values: Mapping[str, str], route: str) -> tuple[str, list[str]]:
+    """Add the variables a route needs: placeholders for secrets, values for URLs; never touch a value.
+
+    Returns the new text and the names it added or filled in.
+    """
     appended: list[str] = []
+    changed: list[str] = []
     for need in {n.name: n for n in needs}.values():
         if need.name in values:
             continue
@@ -536,16 +539,18 @@ def _edit_env(text: str, needs: list[_EnvNeed], values: Mapping[str, str], route
         if placeholder.search(text):
             if need.value is not None:
                 text = placeholder.sub(lambda _m, n=need: f"{n.name}={_env_value(n.value)}", text, count=1)
+                changed.append(need.name)
             continue
         line = f"# {need.name}=" if need.value is None else f"{need.name}={_env_value(need.value)}"
         appended += [f"# {need.help}", line]
+        changed.append(need.name)
     if not appended:
-        return text
+        return text, changed
     newline = "\r\n" if "\r\n" in text else "\n"
     if text and not text.endswith("\n"):
         text += newline
     header = f"# ---- route {route} (added by cc-gateway add-model)"
-    return text + (newline if text else "") + newline.join([header, *appended]) + newline
+    return text + (newline if text else "") + newline.join([header, *appended]) + newline, changed
 
 
 def _env_value(value: str | None) -> str:

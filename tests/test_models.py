@@ -296,6 +296,7 @@ def test_env_values_already_there_are_never_touched(gw: Path) -> None:
     assert env_path.read_text() == before  # both already there: .env is not rewritten
     assert route(gw, "glm")["litellm_params"]["api_base"] == "os.environ/ZAI_API_BASE"
     assert "zai-real-value" not in result.stderr + result.stdout
+    assert ".env: added" not in result.stderr
 
 
 def test_a_different_api_base_gets_its_own_variable(gw: Path) -> None:
@@ -317,6 +318,7 @@ def test_a_commented_placeholder_is_filled_in_place(gw: Path) -> None:
     add(gw, "glm", "zai", "glm-4.6", "--api-base", "http://z.example")
     text = env_path.read_text()
     assert "# Z.ai base\nZAI_API_BASE=http://z.example\n" in text
+    assert "# Z.ai (GLM) API key\n# ZAI_API_KEY=\n" in text
     assert text.count("ZAI_API_BASE") == 1
 
 
