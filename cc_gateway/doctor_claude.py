@@ -192,32 +192,62 @@ def check_gateway_key(ctx: Context) -> CheckResult:
     )
 
 
+def settings_model(ctx: Context) -> tuple[str, str] | None:
+    """The `model` setting (not an env variable) of the highest settings layer that has one: (value, path)."""
+
+    def compute() -> tuple[str, str] | None:
+        layers, _ = _view(ctx)
+        for layer in layers:
+            if layer.exists and not layer.problem:
+                try:
+                    data = json.loads(layer.path.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    continue
+                if isinstance(data, dict) and isinstance(data.get("model"), str) and data["model"].strip():
+                    return data["model"].strip(), str(layer.path)
+        return None
+
+    return ctx.once("claude-settings-model", compute)
+
+
+def model_id(value: str) -> str:
+    """The id Claude Code sends for a model setting: `[1m]` stripped, its short names expanded."""
+    data = claude_code.known_models()
+    model = ONE_M.sub("", value.strip())
+    return (data.get("default_models") or {}).get((data.get("aliases") or {}).get(model, ""), model)
+
+
 def check_shell_variables(ctx: Context) -> CheckResult:
-    """Claude Code variables set in the shell: the ones that decide a value, and the ones settings hide."""
+    """Claude Code variables the shell decides (no settings file sets them), and what they override."""
     name = "shell variables"
     _, decided = _view(ctx)
-    deciding = [n for n, d in decided.items() if d.source == "shell"]
-    if "ANTHROPIC_API_KEY" in deciding:
-        return result(
-            GROUP,
-            name,
-            WARN,
-            "ANTHROPIC_API_KEY from the shell is also sent to the gateway (as x-api-key)",
-            "unset ANTHROPIC_API_KEY in the shell that runs claude",
-        )
-    if deciding:
-        listed = ", ".join(f"{n}={_short(decided[n].value, n)}" for n in deciding)
-        return result(
-            GROUP,
-            name,
-            WARN,
-            f"the shell decides {listed} (no settings file sets them); other shells and IDEs won't see them",
-            f"unset them, or write them with {SETUP}",
-        )
+    findings = [_shell_finding(ctx, decision) for decision in decided.values() if decision.source == "shell"]
+    if findings:
+        findings.sort(key=lambda f: {FAIL: 0, WARN: 1}.get(f[0], 2))
+        status, detail, hint = findings[0]
+        more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
+        return result(GROUP, name, status, detail + more, hint)
     hidden = [n for n in claude_code.SHELL_VARS if ctx.environ.get(n) and n in decided]
     if hidden:
         return result(GROUP, name, OK, f"{', '.join(hidden)} set in the shell, but settings files take precedence")
-    return result(GROUP, name, OK, "no Claude Code variable set in the shell")
+    return result(GROUP, name, OK, "no Claude Code variable decided by the shell")
+
+
+def _shell_finding(ctx: Context, decision: claude_code.Decision) -> tuple[str, str, str]:
+    """(status, detail, hint) for one variable whose value comes from the shell."""
+    variable, value = decision.name, decision.value
+    unset = f"unset {variable} in the shell that runs claude"
+    if variable == "ANTHROPIC_API_KEY":
+        return WARN, "ANTHROPIC_API_KEY from the shell is also sent to the gateway (as x-api-key)", unset
+    if variable not in (*claude_code.MODEL_VARS, "ANTHROPIC_SMALL_FAST_MODEL"):
+        return WARN, f"{variable}={_short(value, variable)} comes from the shell only", f"{unset}, or run {SETUP}"
+    overridden = settings_model(ctx) if variable == "ANTHROPIC_MODEL" else None
+    what = f"{variable}={value} from the shell"
+    if overridden:
+        what += f' overrides "model": "{overridden[0]}" in {overridden[1]}'
+    if ctx.gateway is not None and ctx.gateway.resolve(model_id(value)) is None:
+        return FAIL, f"{what}, and the gateway has no route for it", f"{unset}, or point it at a route"
+    return WARN, what, f"{unset} if that is not what you want"
 
 
 def _short(value: str, name: str) -> str:
@@ -230,14 +260,15 @@ def requested_models(ctx: Context) -> dict[str, tuple[str, str]]:
     """role -> (model id Claude Code will request, where that choice comes from)."""
     _, decided = _view(ctx)
     data = claude_code.known_models()
-    defaults, aliases = data.get("default_models") or {}, data.get("aliases") or {}
+    defaults = data.get("default_models") or {}
     chosen: dict[str, tuple[str, str]] = {}
     for role, (variables, default_role) in ROLES.items():
         decision = next((decided[v] for v in variables if v in decided), None)
+        setting = settings_model(ctx) if role == "main" else None
         if decision is not None:
-            model = ONE_M.sub("", decision.value.strip())
-            model = defaults.get(aliases.get(model, ""), model)  # `sonnet` etc.: Claude Code's own id
-            chosen[role] = (model, f"{decision.name} from {_source(ctx, decision)}")
+            chosen[role] = (model_id(decision.value), f"{decision.name} from {_source(ctx, decision)}")
+        elif setting is not None:
+            chosen[role] = (model_id(setting[0]), f'"model" in {setting[1]}')
         elif defaults.get(default_role):
             chosen[role] = (defaults[default_role], f"Claude Code {data.get('version')}'s default")
     return chosen
@@ -283,7 +314,7 @@ def check_onboarding(ctx: Context) -> CheckResult:
         name,
         WARN,
         f"not done ({path}): Claude Code opens its first-run and login screens",
-        f"{_setup_hint(ctx)} sets hasCompletedOnboarding",
+        f"{_setup_hint(ctx)} --skip-onboarding (sets hasCompletedOnboarding)",
     )
 
 
