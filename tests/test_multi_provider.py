@@ -18,6 +18,7 @@ from pathlib import Path
 
 import anthropic
 import httpx
+import openai
 import pytest
 from conftest import cli_env, free_port, init_gateway, run_cli, start_gateway
 from fakeupstream import FakeUpstream, Fault, Received, Reply
@@ -257,6 +258,20 @@ def test_fallbacks_answer_from_glm_with_the_routes_own_key(gw, fresh):
         assert "authorization" not in request.headers
 
 
+def test_openai_sdk_clients_keep_their_claude_token_too(gw, fresh):
+    client = openai.OpenAI(
+        base_url=f"{gw.url}/v1", api_key=CANARY, default_headers={"x-litellm-api-key": STATIC[0]}, max_retries=0
+    )
+    for model in ("glm", "kimi", "openrouter"):
+        for stream in (False, True):
+            reply = client.chat.completions.create(model=model, max_tokens=16, messages=USER, stream=stream)
+            text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices) if stream else reply
+            assert text
+    third_party = [r for name in THIRD_PARTY for r in fresh[name].requests]
+    assert len(third_party) == 6
+    assert not any("sk-ant-" in everything(r) or STATIC[0] in everything(r) for r in third_party)
+
+
 # --------------------------------------------------------------------------- thinking blocks
 
 FOREIGN = {"type": "thinking", "thinking": "glm thought", "signature": "glm-signature"}
@@ -293,6 +308,22 @@ def test_reasoning_from_third_parties_never_reaches_the_client(gw, fresh, model,
         assert [b["index"] for b in blocks] == [0]
     else:
         assert [b["type"] for b in response.json()["content"]] == ["text"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_reasoning_content_never_reaches_chat_clients(gw, fresh, stream):
+    fresh["openrouter"].script(Reply(text="chat answer", thinking="private chain", chunks=3))
+    body = {"model": "openrouter", "max_tokens": 32, "messages": USER, "stream": stream}
+    response = httpx.post(f"{gw.url}/v1/chat/completions", json=body, headers=gw.headers(), timeout=60)
+    assert response.status_code == 200
+    assert "private chain" not in response.text
+    if stream:
+        chunks = [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data: {")]
+        deltas = [c["choices"][0]["delta"] for c in chunks if c.get("choices")]
+        assert "".join(d.get("content") or "" for d in deltas) == "chat answer"
+        assert not any(d.get("reasoning_content") for d in deltas)
+    else:
+        assert response.json()["choices"][0]["message"]["content"] == "chat answer"
 
 
 def _joined_text(sse: str) -> str:
@@ -373,6 +404,21 @@ def test_32_concurrent_requests_with_one_credential_rate_limited(gw, fresh):
     for _ in range(4):
         assert ask(gw, "claude-sonnet-4-5").status_code == 200
     assert [c for _, c in seen].count(POOL[2]) == len(resting)
+
+
+def test_passthrough_429_keeps_retry_after_without_the_router_sleeping_on_it(gw, fresh):
+    fresh["anthropic"].script(Fault(429, "your own limit", headers={"retry-after": "30"}), times=None)
+    headers = {"authorization": f"Bearer {CANARY}", "x-claude-token-mode": "passthrough"}
+    started = time.monotonic()
+    response = ask(gw, "claude-sonnet-4-5", headers=headers, disable_fallbacks=True)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "30"
+    assert elapsed < 20, "LiteLLM's retry did not wait out the 30 s Retry-After"
+    assert {credential_of(r) for r in fresh["anthropic"].requests} == {CANARY}
+    assert (
+        ask(gw, "claude-sonnet-4-5", headers=headers).json()["content"][0]["text"].startswith("fake reply from glm-5")
+    )
 
 
 def test_401_removes_a_credential_and_names_it_by_fingerprint(gw, fresh):

@@ -374,6 +374,7 @@ class ProviderHygiene(CustomLogger):
             own = client_credential(headers)
             if own is not None:
                 kwargs["api_key"] = own.value
+                kwargs["client"] = pool.pool_client(None, own, _note_retry_after)
         await self._filter_signatures(kwargs)
 
     async def _filter_signatures(self, kwargs: dict[str, Any]) -> None:

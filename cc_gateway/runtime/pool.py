@@ -384,44 +384,64 @@ def _http_error(status: int, message: str, url: str) -> Exception:
     return httpx.HTTPStatusError(message, request=request, response=response)
 
 
+async def _post(attempt: Any, url: str, args: tuple, headers: dict | None, kwargs: dict) -> Any:
+    """POST through LiteLLM's shared client, moving to the next credential on 429/401."""
+    import httpx
+
+    credential, tried = attempt.first, set()
+    while True:
+        try:
+            return await _shared_client().post(url, *args, headers=with_credential(headers, credential), **kwargs)
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code not in (401, 429):
+                raise
+            tried.add(credential.fingerprint)
+            credential = await _after_refusal(attempt, exc, credential, tried, url)
+
+
+async def _after_refusal(attempt: Any, exc: Any, credential: Credential, tried: set[str], url: str) -> Credential:
+    """Record a 429/401 and return the credential to try next; raise when there is none."""
+    status, retry_after = exc.response.status_code, exc.response.headers.get("retry-after")
+    if attempt.pool is None:  # passthrough: the client's own token, nothing to rotate
+        if status == 401:
+            raise exc
+        attempt.exhausted(PoolError("", math.ceil(parse_retry_after(retry_after, DEFAULT_COOLDOWN))))
+        raise _http_error(429, "Anthropic rate-limited your own Claude credential", url) from None
+    await attempt.pool.report(credential, status, retry_after)
+    try:
+        return await attempt.pool.acquire(exclude=tried)
+    except PoolError as empty:
+        attempt.exhausted(empty)
+        if status == 401:
+            raise exc from None
+        raise _http_error(429, str(empty), url) from None
+
+
 def _make_pool_client() -> type:
     from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
 
     class PoolClient(AsyncHTTPHandler):
-        """An AsyncHTTPHandler for one request that rotates pool credentials on 429/401."""
+        """An AsyncHTTPHandler for one request that rotates pool credentials on 429/401.
 
-        def __init__(self, pool: CredentialPool, first: Credential, on_exhausted: Any = None) -> None:
+        Without a pool (passthrough) it only keeps an upstream 429's Retry-After away from
+        LiteLLM's router, which would otherwise sleep that long before its retry.
+        """
+
+        def __init__(self, pool: CredentialPool | None, first: Credential, on_exhausted: Any = None) -> None:
             # No super().__init__(): requests go through LiteLLM's shared Anthropic client.
-            self._pool = pool
-            self._first = first
-            self._on_exhausted = on_exhausted
+            self.pool = pool
+            self.first = first
+            self.on_exhausted = on_exhausted
 
         def __getattr__(self, name: str) -> Any:
             return getattr(_shared_client(), name)
 
         async def post(self, url: str, *args: Any, headers: dict | None = None, **kwargs: Any) -> Any:
-            import httpx
+            return await _post(self, url, args, headers, kwargs)
 
-            credential, tried = self._first, set()
-            while True:
-                try:
-                    return await _shared_client().post(
-                        url, *args, headers=with_credential(headers, credential), **kwargs
-                    )
-                except httpx.HTTPStatusError as exc:
-                    status = exc.response.status_code
-                    if status not in (401, 429):
-                        raise
-                    await self._pool.report(credential, status, exc.response.headers.get("retry-after"))
-                    tried.add(credential.fingerprint)
-                    try:
-                        credential = await self._pool.acquire(exclude=tried)
-                    except PoolError as empty:
-                        if self._on_exhausted is not None:
-                            self._on_exhausted(empty)
-                        if status == 401:
-                            raise
-                        raise _http_error(429, str(empty), url) from None
+        def exhausted(self, error: PoolError) -> None:
+            if self.on_exhausted is not None:
+                self.on_exhausted(error)
 
     return PoolClient
 
@@ -429,7 +449,7 @@ def _make_pool_client() -> type:
 _POOL_CLIENT: type | None = None
 
 
-def pool_client(pool: CredentialPool, first: Credential, on_exhausted: Any = None) -> Any:
+def pool_client(pool: CredentialPool | None, first: Credential, on_exhausted: Any = None) -> Any:
     """Return a per-request HTTP client that serves one upstream attempt from the pool."""
     global _POOL_CLIENT
     if _POOL_CLIENT is None:
