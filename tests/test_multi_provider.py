@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ import anthropic
 import httpx
 import openai
 import pytest
-from conftest import cli_env, free_port, init_gateway, run_cli, start_gateway
+from conftest import claude_bin, cli_env, free_port, init_gateway, run_cli, start_gateway
 from fakeupstream import FakeUpstream, Fault, Received, Reply
 
 pytestmark = pytest.mark.e2e
@@ -354,6 +355,43 @@ def test_only_signatures_seen_from_anthropic_go_back_to_anthropic(gw, fresh):
     sent = fresh["anthropic"].requests[-1].json["messages"][1]["content"]
     assert [b.get("signature") for b in sent if b["type"] == "thinking"] == ["SIG-anthropic-1"]
     assert all(b["type"] != "redacted_thinking" for b in sent)
+
+
+def run_claude(home: Path, gw, *args: str, mode: str = "rotate") -> subprocess.CompletedProcess[str]:
+    """Run the real Claude Code CLI against the gateway with a subscription-style token (the canary)."""
+    project = home / "project"
+    project.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "TERM": "dumb",
+        "ANTHROPIC_BASE_URL": gw.url,
+        "ANTHROPIC_AUTH_TOKEN": CANARY,
+        "ANTHROPIC_CUSTOM_HEADERS": f"x-litellm-api-key: {STATIC[0]}\nx-claude-token-mode: {mode}",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    }
+    command = [claude_bin(), "-p", *args]
+    return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.claude
+def test_claude_code_glm_turn_with_thinking_then_claude_turn(gw, fresh, tmp_path):
+    if claude_bin() is None:
+        pytest.skip("Claude Code CLI not installed")
+    fresh["zai"].script(Reply(text="glm says hi", thinking="glm private thinking", signature="glm-sig"))
+    first = run_claude(tmp_path, gw, "say hi", "--model", "glm")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "glm says hi" in first.stdout
+    second = run_claude(tmp_path, gw, "--continue", "and again", "--model", "claude-sonnet-4-5", mode="passthrough")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "fake reply from claude-sonnet-4-5" in second.stdout
+    (to_anthropic,) = [r for r in fresh["anthropic"].requests if r.api == "messages"]
+    assert to_anthropic.headers["authorization"] == f"Bearer {CANARY}", "passthrough: the user's own login"
+    assert "glm says hi" in everything(to_anthropic), "the history went along"
+    assert "glm private thinking" not in everything(to_anthropic) and "glm-sig" not in everything(to_anthropic)
+    for request in fresh["zai"].requests:
+        assert "sk-ant-" not in everything(request)
+        assert STATIC[0] not in everything(request)
 
 
 # --------------------------------------------------------------------------- 429 / 401 (these change pool state)
