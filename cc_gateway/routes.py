@@ -78,7 +78,8 @@ class _EnvNeed:
 class _Config:
     path: Path
     text: str
-    data: dict[str, Any]
+    data: dict[str, Any]  # as PyYAML (and so LiteLLM) reads it
+    doc: Doc  # the same text, parsed round-trip for locations
 
     @property
     def entries(self) -> list[dict[str, Any]]:
@@ -117,7 +118,8 @@ class _Config:
 def _load(folder: Path | None) -> _Config:
     path = locate_config(folder, None)
     text = _read_exact(path)
-    Doc(text, path)  # ruamel first: its errors carry file and line for every YAML problem
+    doc = Doc(text, path)
+    doc.data  # noqa: B018 - parse with ruamel first: its errors carry file and line for every YAML problem
     data = parse_yaml(text, path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level", hint="compare with `cc-gateway init` output")
@@ -130,7 +132,7 @@ def _load(folder: Path | None) -> _Config:
     for key in ("router_settings", "litellm_settings"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             raise ConfigError(f"{path}: {key} must be a mapping")
-    return _Config(path, text, data)
+    return _Config(path, text, data, doc)
 
 
 def _provider(name: str) -> Provider:
@@ -187,7 +189,7 @@ def _check_request(request: NewRoute) -> None:
 def _check_name(config: _Config, request: NewRoute) -> None:
     name = request.name
     if name in config.names and not request.replace:
-        line = Doc(config.text, config.path).line_of(("model_list", config.names.index(name)))
+        line = config.doc.line_of(("model_list", config.names.index(name)))
         raise UsageError(
             located(config.path, line, f"route {name!r} already exists"),
             hint="pass --replace to replace it, or choose another name",
@@ -363,8 +365,7 @@ def plan_remove(folder: Path | None, name: str) -> RouteEdit:
     if len(config.names) == 1:
         raise UsageError(f"{name!r} is the only route; a gateway needs at least one", hint="add another route first")
     index = config.names.index(name)
-    doc = Doc(config.text, config.path)
-    line = doc.line_of(("model_list", index))
+    line = config.doc.line_of(("model_list", index))
     ops: list[Op] = [("delete", ("model_list", index), None)]
     notes = [f"removed route {name} (line {line})"]
     ops += _remove_alias_ops(config, name, notes)
@@ -485,7 +486,7 @@ def apply_edit(edit: RouteEdit) -> list[Path]:
 
 def _edit_config(config: _Config, ops: list[Op]) -> str:
     """Apply operations to the text (splices) and to the data, and check they agree."""
-    doc = Doc(config.text, config.path)
+    doc = config.doc
     expected = copy.deepcopy(config.data)
     for kind, path, value in ops:
         if kind == "append" and path == ("model_list",):

@@ -10,6 +10,7 @@ layout this module cannot splice safely becomes a clear error instead of a wrong
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,27 @@ KeyPath = tuple[Key, ...]
 class Doc:
     """YAML text plus its round-trip parse (for locations); immutable: every edit returns a new Doc."""
 
-    def __init__(self, text: str, path: Path | str) -> None:
+    def __init__(self, text: str, path: Path | str, *, derived: bool = False) -> None:
         self.text = text
         self.path = path
         self.newline = "\r\n" if "\r\n" in text else "\n"
         self.lines = text.splitlines()
-        self.data = parse_roundtrip(text, path)
-        self.step = _mapping_step(self.data)
+        self._derived = derived  # the result of a splice: a parse error is ours, not the user's
+
+    @functools.cached_property
+    def data(self) -> Any:
+        """The round-trip parse (lazy: the text after the last splice is checked by `verify` instead)."""
+        try:
+            return parse_roundtrip(self.text, self.path)
+        except ConfigError:
+            if self._derived:  # the splice broke the YAML (e.g. removed an anchor used elsewhere)
+                raise _unsafe(self.path) from None
+            raise
+
+    @functools.cached_property
+    def step(self) -> int:
+        """The file's mapping indentation."""
+        return _mapping_step(self.data)
 
     # ------------------------------------------------------------------ reading
 
@@ -116,7 +131,7 @@ class Doc:
     def _replace_container(self, path: KeyPath, value: Any) -> Doc:
         """Rewrite a flow-style, empty or null node as block YAML (its inner comments, if any, go)."""
         if not path:
-            return Doc(self.newline.join(emit(value, 0, self.step)) + self.newline, self.path)
+            return Doc(self.newline.join(emit(value, 0, self.step)) + self.newline, self.path, derived=True)
         return self.set(path, value)
 
     def _append_top(self, items: dict[str, Any]) -> Doc:
@@ -152,10 +167,7 @@ class Doc:
         trailing = self.newline if (self.text.endswith(("\n", "\r")) or not self.text) else ""
         if start >= len(self.lines) and not trailing:
             trailing = self.newline  # we appended after an unterminated last line
-        try:
-            return Doc(self.newline.join(lines) + trailing, self.path)
-        except ConfigError:  # the splice broke the YAML (e.g. removed an anchor used elsewhere)
-            raise _unsafe(self.path) from None
+        return Doc(self.newline.join(lines) + trailing, self.path, derived=True)
 
 
 # --------------------------------------------------------------------------- parsing
