@@ -97,19 +97,28 @@ class _Config:
     @property
     def aliases(self) -> dict[str, str]:
         raw = self.router.get("model_group_alias") or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(self.where(ALIASES, "must be a mapping of alias: route"))
         return {str(k): str(v.get("model") if isinstance(v, dict) else v) for k, v in raw.items()}
 
     def fallbacks(self, key: str = "fallbacks") -> list[tuple[int, str, list[str]]]:
         """(list index, route, [targets]) for each route named in the list, in file order."""
         items = self.router.get(key) or []
-        if not isinstance(items, list):
-            raise ConfigError(f"{self.path}: router_settings.{key} must be a list of {{route: [fallbacks]}}")
+        shape = "must be a list of {route: [fallback routes]}"
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise ConfigError(self.where(("router_settings", key), shape))
+        for index, item in enumerate(items):
+            if not all(isinstance(targets, list) for targets in item.values()):
+                raise ConfigError(self.where(("router_settings", key, index), shape))
         return [
-            (index, str(route), [str(t) for t in targets] if isinstance(targets, list) else [str(targets)])
+            (index, str(route), [str(t) for t in targets])
             for index, item in enumerate(items)
-            if isinstance(item, dict)
             for route, targets in item.items()
         ]
+
+    def where(self, path: KeyPath, problem: str) -> str:
+        """`file:line: a.b.c problem` for a node of this config."""
+        return located(self.path, self.doc.line_of(path), f"{'.'.join(map(str, path))} {problem}")
 
 
 # --------------------------------------------------------------------------- loading

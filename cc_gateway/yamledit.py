@@ -90,9 +90,10 @@ class Doc:
         node = self.get(path)
         if isinstance(node, dict) and _is_block(node) and len(node):
             _, end, col = self._key_span(node, list(node)[-1])
-            return self._splice(end + 1, end, emit(items, col, self.step))
+            blank = [] if path else [""]  # a new top-level section gets a blank line before it
+            return self._splice(end + 1, end, blank + emit(items, col, self.step))
         if not path:
-            return self._append_top(items)
+            return self._replace_container((), items) if self.data is None else self._append_top(items)
         if not self.has(path):
             return self.add_keys(path[:-1], {str(path[-1]): items})
         merged = plain(node) if isinstance(node, dict) else {}

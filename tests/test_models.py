@@ -413,6 +413,33 @@ def test_a_duplicate_key_is_refused_with_its_line(hand: Path) -> None:
     assert f"config.yaml:{line}: invalid YAML: found duplicate key" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "        - claude-haiku-4-5-20251001\n",
+            "          claude-haiku-4-5-20251001\n",
+            ":32: router_settings.fallbacks.0 must be a list of {route: [fallback routes]}",
+        ),
+        (
+            "  model_group_alias:\n    # short names\n    sonnet: claude-sonnet-4-5-20250929\n",
+            "  model_group_alias: [sonnet]\n",
+            ":28: router_settings.model_group_alias must be a mapping of alias: route",
+        ),
+    ],
+    ids=["fallback-not-a-list", "aliases-not-a-mapping"],
+)
+def test_a_malformed_section_is_named_with_its_line(hand: Path, old: str, new: str, message: str) -> None:
+    assert old in HAND_WRITTEN
+    (hand / "config.yaml").write_text(HAND_WRITTEN.replace(old, new))
+    before = snapshot(hand)
+    args = ("--fallback-for", "claude-sonnet-4-5-20250929", "--dir", str(hand))
+    result = cli("add-model", "x", "--provider", "zai", "--model", "m", *args)
+    assert result.exit_code == 1, result.stderr
+    assert f"error: {hand / 'config.yaml'}{message}" in result.stderr
+    assert snapshot(hand) == before
+
+
 def test_missing_config_says_how_to_make_one(tmp_path: Path) -> None:
     result = cli("add-model", "x", "--provider", "zai", "--model", "m", "--dir", str(tmp_path))
     assert result.exit_code == 1
