@@ -253,7 +253,12 @@ def configure_logging(level: str, environ: dict[str, str]) -> None:
 def _quiet_environment(config_path: Path) -> None:
     """Make LiteLLM start offline and quiet: local cost map, no telemetry, no admin UI."""
     defaults = {
+        # Every remote fetch LiteLLM 1.106 knows about has a local copy: use it.
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "True",
+        "LITELLM_LOCAL_BLOG_POSTS": "True",
+        "LITELLM_LOCAL_POLICY_TEMPLATES": "True",
+        "LITELLM_LOCAL_AUTOROUTER_PRESETS": "True",
         "LITELLM_TELEMETRY": "False",
         "LITELLM_DONT_SHOW_FEEDBACK_BOX": "true",
         "DISABLE_ADMIN_UI": "True",
@@ -272,7 +277,9 @@ def build_app(drain: Any, body_limit: int) -> Any:
 
     from cc_gateway.runtime.middleware import GatewayMiddleware
 
-    save_worker_config(config=os.environ["CONFIG_FILE_PATH"], drop_params=True, request_timeout=600)
+    # request_timeout=None as `litellm --config` does: a number here would override the config's
+    # router_settings.timeout on every request.
+    save_worker_config(config=os.environ["CONFIG_FILE_PATH"], drop_params=True, request_timeout=None)
     return GatewayMiddleware(app, drain=drain, body_limit=body_limit)
 
 

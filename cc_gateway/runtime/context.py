@@ -18,7 +18,8 @@ class RequestInfo:
     method: str = ""
     path: str = ""
     model: str = ""
-    route: str = ""
+    route: str = ""  # the model_list entry (model group) that served it
+    upstream: str = ""  # the deployment's provider/model
     retry_after: str | None = None
     unavailable: str | None = None
 

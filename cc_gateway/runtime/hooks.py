@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
@@ -43,11 +45,42 @@ def deployments_for(model: str) -> list[dict[str, Any]]:
     return [d for d in router.model_list if "*" in d.get("model_name", "") and fnmatch.fnmatch(model, d["model_name"])]
 
 
+@functools.cache
+def _configured_key_variables() -> dict[tuple[str, str], str]:
+    """(model_name, model) -> the key variable the config names, read once from config.yaml.
+
+    LiteLLM replaces `os.environ/NAME` by its value when it loads the routes, so the name is
+    only in the file.
+    """
+    path = os.environ.get("CONFIG_FILE_PATH")
+    if not path:
+        return {}
+    try:
+        from cc_gateway.files import load_yaml
+
+        entries = (load_yaml(Path(path)) or {}).get("model_list") or []
+    except Exception:  # the proxy already loaded this file; never fail a request over it
+        log.warning("could not re-read %s for the route key variables", path)
+        return {}
+    found = {}
+    for entry in entries:
+        params = entry.get("litellm_params") or {}
+        raw = params.get("api_key")
+        if isinstance(raw, str) and raw.startswith(ENV_PREFIX):
+            found[(str(entry.get("model_name")), str(params.get("model")))] = raw[len(ENV_PREFIX) :]
+    return found
+
+
 def missing_key_variable(deployment: dict[str, Any]) -> str | None:
     """Return the name of the deployment's key variable when it is empty, else None."""
-    raw = (deployment.get("litellm_params") or {}).get("api_key")
-    original = (deployment.get("model_info") or {}).get("cc_gateway_key_env")
-    name = original or (raw[len(ENV_PREFIX) :] if isinstance(raw, str) and raw.startswith(ENV_PREFIX) else None)
+    params = deployment.get("litellm_params") or {}
+    raw = params.get("api_key")
+    name = (deployment.get("model_info") or {}).get("cc_gateway_key_env")
+    if not name and isinstance(raw, str) and raw.startswith(ENV_PREFIX):
+        name = raw[len(ENV_PREFIX) :]
+    if not name:
+        key = (str(deployment.get("model_name")), str(params.get("model")))
+        name = _configured_key_variables().get(key)
     if name and not os.environ.get(name, "").strip():
         return name
     return None
@@ -68,6 +101,8 @@ class GatewayHooks(CustomLogger):
             info.model = model
         deployments = deployments_for(model)
         if deployments:
+            if info is not None:
+                info.route = str(deployments[0].get("model_name", ""))
             self._check_available(model, deployments)
             self._clamp_max_tokens(data, deployments)
             self._note_catch_all(model, deployments)
@@ -100,14 +135,14 @@ class GatewayHooks(CustomLogger):
             self._catch_all_logged.add(model)
             log.info("model %s has no route of its own: served by catch-all route %s", model, name)
 
-    async def async_log_pre_api_call(self, model: Any, messages: Any, kwargs: dict) -> None:
-        """Record which deployment is being called (for the access log)."""
+    def log_pre_api_call(self, model: Any, messages: Any, kwargs: dict) -> None:
+        """Record which deployment is being called (for the access log; LiteLLM calls the sync hook)."""
         info = context.info()
         if info is not None:
             params = kwargs.get("litellm_params") or {}
             provider = kwargs.get("custom_llm_provider") or params.get("custom_llm_provider") or ""
-            name = kwargs.get("model") or model or ""
-            info.route = f"{provider}/{name}" if provider and not str(name).startswith(f"{provider}/") else str(name)
+            name = str(kwargs.get("model") or model or "")
+            info.upstream = f"{provider}/{name}" if provider and not name.startswith(f"{provider}/") else name
 
     async def async_post_call_failure_hook(
         self,

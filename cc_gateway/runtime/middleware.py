@@ -11,6 +11,7 @@ It holds the guarantees LiteLLM's proxy does not give by itself:
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import time
@@ -108,6 +109,17 @@ def reshape_error(body: bytes, anthropic: bool, status: int) -> bytes:
     return error_body(anthropic, status, message)
 
 
+def _decoded(body: bytes, headers: list) -> bytes:
+    """Undo LiteLLM's gzip (it compresses bodies of 500 bytes or more) so an error can be reshaped."""
+    encoding = next((v for k, v in headers if k.lower() == b"content-encoding"), b"")
+    if encoding.strip().lower() != b"gzip":
+        return body
+    try:
+        return gzip.decompress(body)
+    except (OSError, EOFError):
+        return body
+
+
 class _StreamGuard:
     """Watch an SSE response for its terminator; supply an error event if it ends without one."""
 
@@ -165,11 +177,12 @@ class GatewayMiddleware:
             if path not in HEALTH:
                 elapsed = (time.perf_counter() - started) * 1000
                 log.info(
-                    "%s %s model=%s route=%s status=%s %.0fms",
+                    "%s %s model=%s route=%s upstream=%s status=%s %.0fms",
                     info.method,
                     path,
                     info.model or "-",
                     info.route or "-",
+                    info.upstream or "-",
                     status_box[0],
                     elapsed,
                 )
@@ -255,6 +268,11 @@ class GatewayMiddleware:
         status = message["status"]
         headers = [(k, v) for k, v in message.get("headers", [])]
         names = {k.lower() for k, _ in headers}
+        for key, value in headers:  # LiteLLM names the group and deployment that answered
+            if key.lower() == b"x-litellm-model-group" and value and not info.route:
+                info.route = value.decode("latin-1")
+            elif key.lower() == b"x-litellm-model-name" and value and not info.upstream:
+                info.upstream = value.decode("latin-1")
         if status == 429 and info.retry_after and b"retry-after" not in names:
             headers.append((b"retry-after", info.retry_after.encode()))
         content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
@@ -274,8 +292,9 @@ class GatewayMiddleware:
             if more:
                 return
             start = state["start"]
-            body = reshape_error(bytes(state["buffer"]), anthropic, start["status"])
-            headers = [(k, v) for k, v in start["headers"] if k.lower() not in (b"content-length", b"content-type")]
+            body = reshape_error(_decoded(bytes(state["buffer"]), start["headers"]), anthropic, start["status"])
+            dropped = (b"content-length", b"content-type", b"content-encoding")
+            headers = [(k, v) for k, v in start["headers"] if k.lower() not in dropped]
             headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
             await send({**start, "headers": headers})
             await send({"type": "http.response.body", "body": body, "more_body": False})
