@@ -73,8 +73,10 @@ class Doc:
         """Set the node at `path` (its parent must exist), rewriting only that node's lines."""
         parent, key = self.get(path[:-1]), path[-1]
         if _is_block(parent) and self.has(path):
-            start, end, col = self._key_span(parent, key) if isinstance(parent, dict) else self._item_span(parent, key)
-            return self._splice(start, end, emit({key: value} if isinstance(parent, dict) else [value], col, self.step))
+            start, end, col = self._span(parent, key)
+            lines = emit({key: value} if isinstance(parent, dict) else [value], col, self.step)
+            prefix = self.lines[start][:col]  # "  - " when the key is the first of a list item
+            return self._splice(start, end, [prefix + lines[0][col:], *lines[1:]])
         if isinstance(parent, dict) and _is_block(parent) and len(parent):
             return self.add_keys(path[:-1], {key: value})
         merged = plain(parent) if isinstance(parent, (dict, list)) else {}
@@ -118,8 +120,8 @@ class Doc:
         parent, key = self.get(path[:-1]), path[-1]
         if len(parent) == 1 and path[:-1]:
             return self.set(path[:-1], type(plain(parent))())  # the last entry: leave `key: {}` (or [])
-        if _is_block(parent):
-            start, end, col = self._key_span(parent, key) if isinstance(parent, dict) else self._item_span(parent, key)
+        start, end, col = self._span(parent, key) if _is_block(parent) else (0, 0, 0)
+        if _is_block(parent) and not self.lines[start][:col].strip():
             while start > 0 and _is_comment_at(self.lines[start - 1], col):
                 start -= 1
             return self._splice(start, end, [])
@@ -141,6 +143,9 @@ class Doc:
             raise ConfigError(f"{self.path}: expected a mapping at the top level")
         end = max((self._key_span(self.data, k)[1] for k in self.data), default=len(self.lines) - 1)
         return self._splice(end + 1, end, ["", *emit(items, 0, self.step)])
+
+    def _span(self, parent: Any, key: Key) -> tuple[int, int, int]:
+        return self._key_span(parent, key) if isinstance(parent, dict) else self._item_span(parent, key)
 
     def _key_span(self, mapping: Any, key: Key) -> tuple[int, int, int]:
         """0-based (first line, last line, column) of a mapping key and its value."""

@@ -531,6 +531,21 @@ def test_flow_style_sections_are_rewritten_as_valid_yaml(tmp_path: Path) -> None
     assert yaml.safe_load((folder / "config.yaml").read_text())["router_settings"] == {}
 
 
+def test_flow_lists_inside_block_items_keep_their_dash(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\n"
+        "  - model_name: z\n    litellm_params: {model: openai/z}\n"
+        "router_settings:\n  fallbacks:\n  - a: [z]\n    z: [a]\n  - z: [a]\n"
+    )
+    add(tmp_path, "c", "zai", "m", "--fallback-for", "a")
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert config["router_settings"]["fallbacks"] == [{"a": ["z", "c"], "z": ["a"]}, {"z": ["a"]}]
+    result = cli("remove-model", "z", "--dir", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert config["router_settings"]["fallbacks"] == [{"a": ["c"]}]
+
+
 # --------------------------------------------------------------------------- models
 
 
