@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from cc_gateway.cli import app
 from cc_gateway.envfile import load_env_file
 from cc_gateway.gateway import load_gateway
+from cc_gateway.presets import preset_names
 from cc_gateway.providers import load_providers
 
 runner = CliRunner()
@@ -248,6 +249,20 @@ def test_crlf_line_ends_and_an_unterminated_last_line_survive(tmp_path: Path) ->
     assert "\n" not in (tmp_path / ".env").read_bytes().decode().replace("\r\n", "")
     assert cli("remove-model", "b", "--dir", str(tmp_path)).exit_code == 0
     assert (tmp_path / "config.yaml").read_bytes().decode() == original + "\r\n"
+
+
+@pytest.mark.parametrize("preset", preset_names())
+def test_every_preset_round_trips_byte_for_byte(tmp_path: Path, preset: str) -> None:
+    init = runner.invoke(app, ["init", "--preset", preset, "--dir", str(tmp_path), "--yes", "--port", "4997"])
+    assert init.exit_code == 0, init.stderr
+    original = (tmp_path / "config.yaml").read_text()
+    first = yaml.safe_load(original)["model_list"][0]["model_name"]
+    add(tmp_path, "new-route", "zai", "glm-4.6", "--alias", "nr", "--fallback-for", first)
+    edited = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert edited["router_settings"]["model_group_alias"]["nr"] == "new-route"
+    assert any("new-route" in item.get(first, []) for item in edited["router_settings"]["fallbacks"])
+    assert cli("remove-model", "new-route", "--dir", str(tmp_path)).exit_code == 0
+    assert (tmp_path / "config.yaml").read_text() == original
 
 
 def test_dry_run_prints_the_diff_and_writes_nothing(gw: Path) -> None:
