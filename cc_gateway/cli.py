@@ -268,7 +268,9 @@ def serve(
     port: Annotated[
         int | None, typer.Option("--port", help="Port [default: CC_GATEWAY_PORT from .env, else 4000].")
     ] = (None),
-    workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 1,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Worker processes [default: one per CPU, at most 4].")
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
     allow_open: Annotated[
         bool, typer.Option("--allow-open", help="Allow running with no master key and no static token.")
@@ -311,7 +313,7 @@ def _ready(status: Any, pre: Any) -> None:
 
     status.stop()
     routes = [r.name for r in pre.gateway.routes]
-    lines = [f"URL:     {pre.url}", f"Routes:  {', '.join(routes)}"]
+    lines = [f"URL:     {pre.url}", f"Routes:  {', '.join(routes)}", f"Workers: {pre.workers_reason}"]
     if pre.gateway.aliases:
         lines.append(f"Aliases: {', '.join(pre.gateway.aliases)}")
     lines += ["", "Claude Code needs:"] + [f"  {line}" for line in pre.client_lines]

@@ -41,7 +41,7 @@ class ServeOptions:
     config: Path | None = None
     host: str = "127.0.0.1"
     port: int | None = None
-    workers: int = 1
+    workers: int | None = None  # None: default_workers() decides
     log_level: str = "info"
     allow_open: bool = False
     drain_seconds: float = 30.0
@@ -59,6 +59,8 @@ class Preflight:
     warnings: list[str] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)  # route -> empty variable
     open_auth: bool = False
+    workers: int = 1
+    workers_reason: str = ""
 
     @property
     def client_lines(self) -> list[str]:
@@ -85,7 +87,7 @@ def preflight(options: ServeOptions) -> Preflight:
     """Check the folder, keys, address and port; export .env into the environment."""
     if options.log_level not in LOG_LEVELS:
         raise UsageError(f"unknown log level {options.log_level!r}", hint=f"use one of: {', '.join(LOG_LEVELS)}")
-    if options.workers < 1:
+    if options.workers is not None and options.workers < 1:
         raise UsageError("--workers must be at least 1")
     gateway = load_gateway(options.folder, options.config)
     apply_to_environ(gateway.env_file)
@@ -99,6 +101,7 @@ def preflight(options: ServeOptions) -> Preflight:
     _check_routes(result)
     _check_pool(result)
     result.warnings += _runtime_warnings(gateway)
+    result.workers, result.workers_reason = choose_workers(gateway, options.workers)
     check_port_free(options.host, port)
     return result
 
@@ -165,6 +168,55 @@ def _check_pool(result: Preflight) -> None:
         raise ConfigError(f"{result.gateway.env_path}: {exc}", hint=exc.hint) from None
     if not os.environ.get("REDIS_URL", "").strip():
         os.environ.pop("REDIS_URL", None)  # router_settings.redis_url would resolve to '' and be dialled
+
+
+MAX_DEFAULT_WORKERS = 4
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on (at least 1)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def per_process_state(gateway: Gateway) -> list[str]:
+    """Name the features whose state would be split between workers (empty with REDIS_URL)."""
+    if os.environ.get("REDIS_URL", "").strip():
+        return []
+    found = []
+    if any(r.model_info.get("cc_gateway_credential_pool") for r in gateway.routes):
+        found.append("the Claude credential pool's rests and removals")
+    limits = ("rpm", "tpm", "max_parallel_requests")
+    for entry in gateway.config.get("model_list") or []:
+        if any(k in (entry.get("litellm_params") or {}) for k in limits):
+            found.append("the routes' rpm/tpm/max_parallel_requests limits")
+            break
+    return found
+
+
+def uses_bridge(gateway: Gateway) -> bool:
+    """Tell whether a route is served by the oauth-bridge (Claude Code processes kept warm)."""
+    return any(r.model.startswith("claude-agent/") for r in gateway.routes)
+
+
+def choose_workers(gateway: Gateway, asked: int | None) -> tuple[int, str]:
+    """Return the worker count and why (one per CPU, at most 4, unless state must stay in one process)."""
+    split = per_process_state(gateway)
+    if asked is None:
+        if split:
+            return 1, f"1 worker: {split[0]} live in this process (set REDIS_URL to share them and use the CPUs)"
+        if uses_bridge(gateway):
+            return 1, "1 worker: the oauth-bridge keeps its Claude Code processes in one worker"
+        count = min(MAX_DEFAULT_WORKERS, cpu_count())
+        return count, f"{count} worker(s): one per CPU (at most {MAX_DEFAULT_WORKERS}; --workers to change)"
+    if asked > 1 and split:
+        raise UsageError(
+            f"--workers {asked} would split {split[0]} between processes",
+            hint="set REDIS_URL in .env so that every worker shares it, or use --workers 1",
+        )
+    return asked, f"{asked} worker(s)"
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -304,6 +356,8 @@ def run(pre: Preflight, *, progress: Callable[[str], None], on_ready: Callable[[
         timeout_graceful_shutdown=int(pre.options.drain_seconds) + 5,
         timeout_keep_alive=30,
     )
+    if pre.workers > 1:
+        return Supervisor(pre, config, drain).run(on_ready)
     server = GatewayServer(config, drain=drain, drain_seconds=pre.options.drain_seconds, on_ready=on_ready)
     server.run()
     if server.startup_failed:
@@ -366,3 +420,129 @@ class GatewayServer(uvicorn.Server):
             except TimeoutError:
                 log.warning("drain timed out with %d request(s) still running", self.drain.inflight)
         self.should_exit = True
+
+
+# --------------------------------------------------------------------------- workers
+
+
+class Supervisor:
+    """Run N forked workers on one listening socket; forward Ctrl-C/SIGTERM; exit 0 when all drained.
+
+    LiteLLM is imported and the app built once, here, before forking: the workers share those
+    pages and only run LiteLLM's start-up (config, router) themselves. Each worker is a
+    GatewayServer in a process group of its own, so a terminal's Ctrl-C reaches the supervisor
+    only and every worker gets exactly one SIGTERM (a second one would cut the drain short).
+    """
+
+    RESPAWN_LIMIT = 5
+
+    def __init__(self, pre: Preflight, config: Any, drain: Any) -> None:
+        self.pre = pre
+        self.config = config
+        self.drain = drain
+        self.pids: dict[int, int] = {}  # pid -> worker number
+        self.stopping = 0
+        self.respawns = 0
+        self.failed = False
+        self.ready_r, self.ready_w = os.pipe()
+
+    def run(self, on_ready: Callable[[], None]) -> int:
+        """Fork the workers and supervise them until they have all exited."""
+        sock = self.config.bind_socket()
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for number in range(self.pre.workers):
+                self._spawn(number, sock)
+            self._wait_ready(on_ready)
+            while self.pids:
+                self._reap(sock, timeout=0.5)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            sock.close()
+            os.close(self.ready_r)
+            os.close(self.ready_w)
+        if self.failed:
+            raise GatewayError("a worker failed; see the log lines above", hint="run `cc-gateway doctor`")
+        return 0
+
+    def _spawn(self, number: int, sock: socket.socket) -> None:
+        pid = os.fork()
+        if pid:
+            self.pids[pid] = number
+            return
+        code = 1
+        try:
+            code = self._worker(sock)
+        finally:
+            os._exit(code)
+
+    def _worker(self, sock: socket.socket) -> int:
+        """Body of a worker process: serve until told to stop, then drain."""
+        os.setpgid(0, 0)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+        os.close(self.ready_r)
+        threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+        server = GatewayServer(
+            self.config,
+            drain=self.drain,
+            drain_seconds=self.pre.options.drain_seconds,
+            on_ready=lambda: os.write(self.ready_w, b"r"),
+        )
+        server.run(sockets=[sock])
+        return 1 if server.startup_failed else 0
+
+    def _wait_ready(self, on_ready: Callable[[], None]) -> None:
+        """Show the ready panel once every worker is serving (not if one failed first)."""
+        import select
+
+        ready = 0
+        while ready < self.pre.workers and not self.stopping and not self.failed and self.pids:
+            if select.select([self.ready_r], [], [], 0.2)[0]:
+                ready += len(os.read(self.ready_r, 64))
+            self._reap(None, timeout=0)
+        if ready >= self.pre.workers and not self.stopping and not self.failed:
+            on_ready()
+
+    def _reap(self, sock: socket.socket | None, *, timeout: float) -> None:
+        """Collect exited workers; replace one that died while serving (sock given), else stop all."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.pids:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                if time.monotonic() >= deadline:
+                    return
+                time.sleep(0.05)
+                continue
+            number, code = self.pids.pop(pid, -1), os.waitstatus_to_exitcode(status)
+            if self.stopping:
+                self.failed = self.failed or code not in (0, -signal.SIGTERM)
+            elif sock is None or self.respawns >= self.RESPAWN_LIMIT:
+                log.error("worker %d exited (code %s): stopping the gateway", number, code)
+                self.failed = True
+                self._on_signal(signal.SIGTERM, None)
+            else:
+                log.error("worker %d exited unexpectedly (code %s): starting a new one", number, code)
+                self.respawns += 1
+                self._spawn(number, sock)
+
+    def _on_signal(self, sig: int, frame: Any) -> None:
+        """First signal: every worker drains. Another one: every worker stops now."""
+        self.stopping += 1
+        if self.stopping == 1:
+            log.warning("shutting down: %d worker(s) draining", len(self.pids))
+        for pid in list(self.pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM if self.stopping == 1 else signal.SIGINT)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a worker: start draining when the supervisor is gone (killed without a chance to tell us)."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)
