@@ -661,7 +661,7 @@ def doctor_cmd(
         with err().status("running checks", spinner="dots"):
             report = doctor.run_checks(options)
     if as_json:
-        out().print_json(json.dumps(report.as_dict()))
+        typer.echo(json.dumps(report.as_dict(), indent=2))
     else:
         _show_report(report)
     raise typer.Exit(ExitCode.CHECKS_FAILED if report.failed else ExitCode.OK)

@@ -377,27 +377,45 @@ def check_env_file(ctx: Context) -> CheckResult:
 
 
 def check_variables(ctx: Context) -> CheckResult:
-    """Every variable the config uses is set and none is still a placeholder."""
+    """Every variable the routes and the gateway's auth use is set, and none is still a placeholder."""
     name = "variables"
     if skip := _needs_config(FILES, name, ctx):
         return skip
     gw = ctx.gateway
-    used = gw.referenced_variables()
-    missing = [v for v in used if not gw.env.get(v, "").strip()]
-    placeholders = [v for v in used if v not in missing and is_placeholder(gw.env[v])]
+    used, required = gw.referenced_variables(), required_variables(gw)
+    missing = [v for v in used if v in required and not gw.env.get(v, "").strip()]
+    placeholders = [v for v in used if gw.env.get(v, "").strip() and is_placeholder(gw.env[v])]
     if gw.uses_static_tokens and "LITELLM_MASTER_KEY" in missing:
         missing.remove("LITELLM_MASTER_KEY")
     if not missing and not placeholders:
-        return result(FILES, name, OK, f"all {len(used)} variables the config uses are set")
+        optional = [v for v in used if v not in required and not gw.env.get(v, "").strip()]
+        note = f" ({', '.join(optional)} empty: optional)" if optional else ""
+        return result(FILES, name, OK, f"the {len(used) - len(optional)} variables the config needs are set{note}")
     first = (missing or placeholders)[0]
-    routes = [r.name for r in gw.routes if first in (r.key_env, r.base_env)]
-    effect = f" (routes {', '.join(routes)} answer 503)" if routes and first in missing else ""
     state = "is not set" if first in missing else "is still a placeholder"
     others = [v for v in missing + placeholders if v != first]
     extra = f"; also {', '.join(others)}" if others else ""
-    return result(
-        FILES, name, FAIL, f"{first} {state}{effect}{extra}", f"set {first} in {gw.env_path}, then restart the gateway"
-    )
+    detail = f"{first} {state}{_effect(gw, first) if first in missing else ''}{extra}"
+    return result(FILES, name, FAIL, detail, f"set {first} in {gw.env_path}, then restart the gateway")
+
+
+def required_variables(gw: Gateway) -> set[str]:
+    """Variables a route's parameters or general_settings (the master key) read: they must be set."""
+    values = list((gw.config.get("general_settings") or {}).values())
+    for entry in gw.config.get("model_list") or []:
+        values += list((entry.get("litellm_params") or {}).values())
+    return {name for value in values if (name := env_ref(value))}
+
+
+def _effect(gw: Gateway, variable: str) -> str:
+    """What an unusable variable does to the routes."""
+    keyed = [r.name for r in gw.routes if r.key_env == variable]
+    based = [r.name for r in gw.routes if r.base_env == variable]
+    if keyed:
+        return f" (route{'s' * (len(keyed) > 1)} {', '.join(keyed)} answer{'s' * (len(keyed) == 1)} 503)"
+    if based:
+        return f" (route{'s' * (len(based) > 1)} {', '.join(based)} go{'es' * (len(based) == 1)} to the provider's default URL)"
+    return ""
 
 
 def check_key_shapes(ctx: Context) -> CheckResult:

@@ -86,7 +86,9 @@ def write_claude_settings(home: Path, settings: dict) -> None:
 def no_cooldowns(folder: Path) -> None:
     """Turn LiteLLM's cooldowns off: probing a failing route must not take it out for a minute."""
     config = folder / "config.yaml"
-    config.write_text(config.read_text().replace("router_settings:\n", "router_settings:\n  disable_cooldowns: true\n"))
+    text = config.read_text()
+    if "disable_cooldowns: true" not in text:
+        config.write_text(text.replace("router_settings:\n", "router_settings:\n  disable_cooldowns: true\n"))
 
 
 def anthropic_folder(folder: Path, upstream: FakeUpstream) -> tuple[Path, int]:
@@ -281,7 +283,7 @@ def test_missing_variable(broken: tuple[Gateway, Path]) -> None:
     assert done.returncode == 3
     variables = row(report, "variables")
     assert variables["status"] == "fail"
-    assert variables["detail"] == "SPARE_API_KEY is not set (routes spare answer 503)"
+    assert variables["detail"] == "SPARE_API_KEY is not set (route spare answers 503)"
     assert variables["hint"] == f"set SPARE_API_KEY in {gateway.folder / '.env'}, then restart the gateway"
     assert row(report, "route spare")["detail"] == "SPARE_API_KEY is not set, so the route answers 503"
 
@@ -454,10 +456,11 @@ def test_route_name_with_1m_suffix(folder: Path) -> None:
 
 
 def test_lone_deployment_cooldown(folder: Path) -> None:
+    assert check(folder, "lone-deployment cooldown").status == "ok"  # the preset turns cooldowns off
+    edit(folder / "config.yaml", "  disable_cooldowns: true\n", "")
     result = check(folder, "lone-deployment cooldown")
     assert result.status == "warn" and "claude-sonnet-5" in result.detail and "in cooldown' for 60 s" in result.detail
-    no_cooldowns(folder)
-    assert check(folder, "lone-deployment cooldown").status == "ok"
+    assert result.hint.startswith("add `disable_cooldowns: true` under router_settings")
 
 
 def test_hook_module_missing(folder: Path) -> None:
