@@ -137,7 +137,8 @@ def _load(folder: Path | None) -> _Config:
         raise ConfigError(f"{path}: model_list must be a list", hint="see the README's config section")
     for index, entry in enumerate(entries or []):
         if not isinstance(entry, dict) or "model_name" not in entry:
-            raise ConfigError(f"{path}: model_list[{index}]: needs model_name and litellm_params")
+            where = located(path, doc.line_of(("model_list", index)), f"model_list[{index}] has no model_name")
+            raise ConfigError(where, hint="every route needs model_name and litellm_params")
     for key in ("router_settings", "litellm_settings"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             raise ConfigError(f"{path}: {key} must be a mapping")

@@ -455,6 +455,15 @@ def test_a_malformed_section_is_named_with_its_line(hand: Path, old: str, new: s
     assert snapshot(hand) == before
 
 
+def test_a_route_without_model_name_is_named_with_its_line(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\n  - litellm_params: {model: openai/y}\n"
+    )
+    result = cli("models", "--dir", str(tmp_path))
+    assert result.exit_code == 1
+    assert f"error: {tmp_path / 'config.yaml'}:4: model_list[1] has no model_name" in result.stderr
+
+
 def test_missing_config_says_how_to_make_one(tmp_path: Path) -> None:
     result = cli("add-model", "x", "--provider", "zai", "--model", "m", "--dir", str(tmp_path))
     assert result.exit_code == 1
