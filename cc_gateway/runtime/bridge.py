@@ -33,7 +33,7 @@ from typing import Any
 import litellm
 from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient
 from claude_agent_sdk._errors import ClaudeSDKError, CLINotFoundError, ProcessError
-from claude_agent_sdk.types import AssistantMessage, ResultMessage, StreamEvent, TextBlock
+from claude_agent_sdk.types import AssistantMessage, ResultMessage, StreamEvent, SystemMessage, TextBlock
 from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import Choices, GenericStreamingChunk, Message, ModelResponse, Usage
 
@@ -415,15 +415,25 @@ class Call:
                         text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
                         if text:
                             yield text
+                elif isinstance(message, SystemMessage) and message.subtype == "api_retry":
+                    self._retrying(message.data)
                 elif isinstance(message, ResultMessage):
-                    self._finish(message, error, process)
+                    self._finish(message, error)
         except ProcessError as exc:
             log.warning("Claude Code exited with %s; stderr: %s", exc.exit_code, " | ".join(process.stderr))
             raise BridgeFailure(502, f"Claude Code exited with code {exc.exit_code}") from None
         finally:
             await messages.aclose()
 
-    def _finish(self, result: ResultMessage, error: str | None, process: CliProcess) -> None:
+    def _retrying(self, data: dict[str, Any]) -> None:
+        """Stop at once when the CLI retries a rejected credential (it would back off for minutes)."""
+        if data.get("error_status") in (401, 403) or data.get("error") == "authentication_failed":
+            raise BridgeFailure(401, _auth_message(self.settings))
+        log.info(
+            "Claude Code retries after upstream status %s (attempt %s)", data.get("error_status"), data.get("attempt")
+        )
+
+    def _finish(self, result: ResultMessage, error: str | None) -> None:
         """Record usage and stop reason, or raise the error the result reports."""
         if result.is_error:
             status = result.api_error_status or _CLI_ERRORS.get(error or "", 502)
