@@ -14,6 +14,7 @@ import asyncio
 import gzip
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -145,6 +146,82 @@ class _StreamGuard:
         return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
 
+def _recording(receive: Receive, state: dict[str, Any]) -> Receive:
+    """Keep a copy of the request body (to tell later whether the client asked for a stream)."""
+    state["request"] = bytearray()
+
+    async def recorded() -> Message:
+        message = await receive()
+        if message["type"] == "http.request":
+            state["request"] += message.get("body", b"")
+        return message
+
+    return recorded
+
+
+_STREAM_TRUE = re.compile(rb'"stream"\s*:\s*true')
+
+
+def _asked_to_stream(body: bytearray | None) -> bool:
+    """Whether a JSON request body has "stream": true at its top level."""
+    if not body or not _STREAM_TRUE.search(body):
+        return False
+    try:
+        return json.loads(body).get("stream") is True
+    except (ValueError, AttributeError):
+        return False
+
+
+def message_events(message: dict[str, Any]) -> bytes:
+    """Render a complete Anthropic message as the SSE events a stream of it would have had."""
+
+    def event(kind: str, **fields: Any) -> bytes:
+        return f"event: {kind}\ndata: ".encode() + json.dumps({"type": kind, **fields}).encode() + b"\n\n"
+
+    usage = message.get("usage") or {}
+    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
+    parts = [event("message_start", message={**start, "usage": {**usage, "output_tokens": 0}})]
+    for index, block in enumerate(message.get("content") or []):
+        kind = block.get("type")
+        if kind == "text":
+            empty, delta = {"type": "text", "text": ""}, {"type": "text_delta", "text": block.get("text", "")}
+        elif kind == "thinking":
+            empty = {"type": "thinking", "thinking": "", "signature": ""}
+            delta = {"type": "thinking_delta", "thinking": block.get("thinking", "")}
+        elif kind == "tool_use":
+            empty = {**block, "input": {}}
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(block.get("input") or {})}
+        else:
+            empty, delta = block, None
+        parts.append(event("content_block_start", index=index, content_block=empty))
+        if delta is not None:
+            parts.append(event("content_block_delta", index=index, delta=delta))
+        if kind == "thinking" and block.get("signature"):
+            signature = {"type": "signature_delta", "signature": block["signature"]}
+            parts.append(event("content_block_delta", index=index, delta=signature))
+        parts.append(event("content_block_stop", index=index))
+    stop = {"stop_reason": message.get("stop_reason") or "end_turn", "stop_sequence": message.get("stop_sequence")}
+    parts += [event("message_delta", delta=stop, usage=usage), event("message_stop")]
+    return b"".join(parts)
+
+
+async def _send_as_events(send: Send, start: Message, body: bytes) -> None:
+    """Send a whole JSON message as an SSE stream (or unchanged, if it is not a message)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    dropped = (b"content-length", b"content-type", b"content-encoding")
+    headers = [(k, v) for k, v in start["headers"] if k.lower() not in dropped]
+    if isinstance(data, dict) and data.get("type") == "message":
+        body, content_type = message_events(data), b"text/event-stream"
+    else:
+        content_type = b"application/json"
+    headers += [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({**start, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
 class GatewayMiddleware:
     """Wrap LiteLLM's ASGI app with cc-gateway's guarantees."""
 
@@ -230,7 +307,9 @@ class GatewayMiddleware:
         status_box: list[int],
     ) -> None:
         """Run LiteLLM's app, reshaping errors and guarding streams on the way out."""
-        state: dict[str, Any] = {"start": None, "buffer": None, "guard": None}
+        state: dict[str, Any] = {"start": None, "buffer": None, "guard": None, "request": None, "to_sse": None}
+        if anthropic and scope["method"] == "POST":
+            receive = _recording(receive, state)
 
         async def wrapped_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -280,6 +359,12 @@ class GatewayMiddleware:
             state["buffer"] = bytearray()
             state["start"] = {**message, "headers": headers}
             return
+        if status == 200 and anthropic and b"json" in content_type and _asked_to_stream(state["request"]):
+            # A stream was asked for and a whole message came back (LiteLLM's mock_response does this
+            # on /v1/messages): send it as the event stream the client expects.
+            state["to_sse"] = bytearray()
+            state["start"] = {**message, "headers": headers}
+            return
         if status == 200 and b"text/event-stream" in content_type:
             state["guard"] = _StreamGuard(anthropic)
         state["start"] = message
@@ -287,6 +372,11 @@ class GatewayMiddleware:
 
     async def _on_body(self, message: Message, state: dict[str, Any], anthropic: bool, send: Send) -> None:
         more = message.get("more_body", False)
+        if state["to_sse"] is not None:
+            state["to_sse"] += message.get("body", b"")
+            if not more:
+                await _send_as_events(send, state["start"], _decoded(bytes(state["to_sse"]), state["start"]["headers"]))
+            return
         if state["buffer"] is not None:
             state["buffer"] += message.get("body", b"")
             if more:
