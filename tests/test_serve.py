@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -393,3 +395,93 @@ def test_warns_loudly_when_binding_beyond_loopback(demo_folder: Path) -> None:
         process.kill()
         process.wait(timeout=30)
     assert first.startswith("warning:") and "0.0.0.0" in first and "other machines" in first
+
+
+# --------------------------------------------------------------------------- offline, drain
+
+
+class RecordingProxy:
+    """An HTTP(S) proxy that records the first line of every connection and forwards nothing."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(5)
+                try:
+                    self.seen.append(connection.recv(4096).split(b"\r\n", 1)[0].decode("latin-1"))
+                    connection.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                except OSError:
+                    pass
+
+    def env(self) -> dict[str, str]:
+        """Proxy variables sending every outbound call here, except to the local fake upstream."""
+        names = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+        return {**{n: self.url for n in names}, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+
+
+def test_no_outbound_call_and_sigterm_drains_a_stream_in_flight(upstream: FakeUpstream, tmp_path: Path) -> None:
+    proxy = RecordingProxy()
+    env = {k: v for k, v in cli_env(**proxy.env()).items() if not k.startswith("LITELLM_")}
+    probe = "import httpx\ntry: httpx.get('https://raw.githubusercontent.com/x', timeout=5)\nexcept Exception: pass"
+    subprocess.run([sys.executable, "-c", probe], env=env, timeout=30, check=True)
+    assert proxy.seen == ["CONNECT raw.githubusercontent.com:443 HTTP/1.1"]  # the trap catches a fetch
+    proxy.seen.clear()
+
+    folder = init_gateway(
+        tmp_path / "gw",
+        "openai-backed",
+        "--api-base",
+        f"openai={upstream.url}/v1",
+        "--key",
+        f"OPENAI_API_KEY={PROVIDER_KEY}",
+    )
+    gateway = start_gateway(folder, env=env)
+    try:
+        upstream.reset()
+        for path, body in (
+            ("/v1/messages", messages()),
+            ("/v1/chat/completions", chat()),
+            ("/v1/messages/count_tokens", {"model": SONNET, "messages": USER}),
+        ):
+            assert post(gateway, path, body).status_code == 200
+        assert httpx.get(gateway.url + "/v1/models", headers=gateway.headers()).status_code == 200
+
+        upstream.script(Reply(text="x" * 40, chunks=10, chunk_delay=0.4))  # about 4 s
+        collected: list[bytes] = []
+        first = threading.Event()
+
+        def stream() -> None:
+            with httpx.stream(
+                "POST", gateway.url + "/v1/messages", json=messages(stream=True), headers=gateway.headers(), timeout=60
+            ) as response:
+                for chunk in response.iter_bytes():
+                    collected.append(chunk)
+                    first.set()
+
+        reader = threading.Thread(target=stream)
+        reader.start()
+        assert first.wait(30)
+        gateway.process.send_signal(signal.SIGTERM)
+        wait_for_line(gateway, "shutting down: draining 1 request")
+        refused = post(gateway, "/v1/messages", messages())
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert "shutting down" in refused.json()["error"]["message"]
+        reader.join(60)
+        assert gateway.process.wait(timeout=60) == 0
+    finally:
+        if gateway.process.poll() is None:
+            gateway.process.kill()
+    body = b"".join(collected).decode()
+    assert "event: message_stop" in body and "event: error" not in body
+    assert "".join(re.findall(r'"text": ?"(x+)"', body)) == "x" * 40  # every chunk arrived
+    assert proxy.seen == [], proxy.seen
