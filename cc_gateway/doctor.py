@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cc_gateway.envfile import is_placeholder
-from cc_gateway.errors import GatewayError
+from cc_gateway.errors import GatewayError, UsageError
 from cc_gateway.gateway import Gateway, RouteInfo, env_ref, load_gateway
 from cc_gateway.providers import load_providers, provider_for_variable
 
@@ -149,6 +149,8 @@ class Context:
     """Shared state of one doctor run: options, the gateway folder, memoised facts, route latencies."""
 
     def __init__(self, options: DoctorOptions) -> None:
+        if options.url:
+            normalise_url(options.url)  # a bad --url is a usage error, before any check runs
         self.options = options
         self.environ = dict(os.environ if options.environ is None else options.environ)
         self.home = options.home or Path(self.environ.get("HOME") or Path.home())
@@ -178,7 +180,7 @@ class Context:
     def url(self) -> str | None:
         """The gateway URL (from --url, else 127.0.0.1 and CC_GATEWAY_PORT)."""
         if self.options.url:
-            return self.options.url.rstrip("/")
+            return normalise_url(self.options.url)
         return f"http://127.0.0.1:{self.gateway.port}" if self.gateway else None
 
     def client(self) -> Any:
@@ -223,6 +225,15 @@ class Context:
 
         env = dict(self.gateway.env) if self.gateway else dict(self.environ)
         return RedactingFilter(secret_values(env)).scrub(text)
+
+
+def normalise_url(url: str) -> str:
+    """The gateway's root URL from --url: `/v1` or `/anthropic` and trailing slashes dropped."""
+    root = re.sub(r"/(v1|anthropic)/*$", "", url.strip().rstrip("/"))
+    parts = urlsplit(root)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--url {url!r}: expected http(s)://host:port", hint="e.g. --url http://127.0.0.1:4000")
+    return root
 
 
 def _ms(start: float) -> int:

@@ -171,6 +171,9 @@ def check_gateway_key(ctx: Context) -> CheckResult:
     accepted = {k for k in [gw.master_key, *gw.static_tokens] if k}
     _, decided = _view(ctx)
     presented = _presented(decided)
+    base = decided.get("ANTHROPIC_BASE_URL")
+    if ctx.url is None or base is None or not _same_gateway(base.value, ctx.url):
+        return result(GROUP, name, SKIP, "Claude Code is not pointed at this gateway (see base URL)")
     if not accepted:
         return result(GROUP, name, OK, "the gateway is open: any key works")
     if not presented:
@@ -187,7 +190,7 @@ def check_gateway_key(ctx: Context) -> CheckResult:
         GROUP,
         name,
         FAIL,
-        f"{decision.name} in {_source(ctx, decision)} is not this gateway's key (stale: the gateway answers 401)",
+        f"{decision.name} in {_source(ctx, decision)} is not the gateway key in {gw.env_path} (stale?)",
         f"{_setup_hint(ctx)} (rewrites it)",
     )
 

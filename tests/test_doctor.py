@@ -322,7 +322,7 @@ def test_stale_gateway_key_in_settings(healthy: tuple[Gateway, Path], tmp_path: 
     assert done.returncode == 3
     assert key["status"] == "fail"
     assert key["detail"].startswith(f"ANTHROPIC_AUTH_TOKEN in {tmp_path / '.claude' / 'settings.json'} (user)")
-    assert "not this gateway's key" in key["detail"] and stale not in json.dumps(report)
+    assert f"is not the gateway key in {gateway.folder / '.env'}" in key["detail"] and stale not in json.dumps(report)
     assert key["hint"].startswith(f"cc-gateway setup-claude --dir {gateway.folder}")
 
 
@@ -493,3 +493,34 @@ def test_doctor_does_not_import_litellm(folder: Path) -> None:
     )
     done = subprocess.run([os.sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(folder.parent))
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_bad_url_is_a_usage_error(folder: Path) -> None:
+    done = run_cli("doctor", "--dir", str(folder), "--url", "localhost:4000", env=cli_env(folder.parent))
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: --url 'localhost:4000': expected http(s)://host:port")
+
+
+def test_port_held_by_something_else(folder: Path, fresh_upstream: FakeUpstream) -> None:
+    options = doctor.DoctorOptions(folder=folder, url=fresh_upstream.url + "/v1", network=False, home=folder.parent)
+    report = doctor.run_checks(options)
+    reachable = next(r for r in report.results if r.name == "reachable")
+    assert reachable.status == "fail"
+    assert reachable.detail.startswith(f"port {fresh_upstream.port} is held by something that isn't the gateway")
+    assert report.url == fresh_upstream.url
+
+
+@pytest.mark.e2e
+def test_gateway_started_with_another_key(healthy: tuple[Gateway, Path], tmp_path: Path) -> None:
+    gateway, home = healthy
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("config.yaml", ".env", "cc_gateway_runtime.py"):
+        (copy / name).write_bytes((gateway.folder / name).read_bytes())
+    (copy / ".env").chmod(0o600)
+    edit(copy / ".env", gateway.key, "sk-" + "N3wK3y" * 6)
+    done, report = run_doctor(copy, home, "--no-network")
+    auth = row(report, "auth")
+    assert done.returncode == 3
+    assert auth["detail"] == "the key in .env is refused (401): the running gateway uses another"
+    assert row(report, "gateway key")["detail"].endswith(f"is not the gateway key in {copy / '.env'} (stale?)")
