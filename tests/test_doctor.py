@@ -21,6 +21,7 @@ from cc_gateway import doctor
 PROVIDER_KEY = "sk-ant-api03-" + "Zq7Wx3Kp" * 6
 OPENAI_KEY = "sk-proj-" + "Hb4Tn8Lm" * 5
 HAIKU = "claude-haiku-4-5-20251001"
+OAUTH_TOKENS = ",".join(f"sk-ant-oat01-{'t0k' * 8}{i}" for i in range(2))
 CHECK_KEYS = {"name", "status", "detail", "hint", "group", "latency_ms"}
 REPORT_KEYS = {"version", "ok", "folder", "url", "elapsed_ms", "summary", "checks"}
 BROKEN_ROUTES = """  - model_name: dead
@@ -132,15 +133,16 @@ def healthy_report(healthy: tuple[Gateway, Path], upstream: FakeUpstream) -> tup
 
 @pytest.fixture(scope="module")
 def broken(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> tuple[Gateway, Path]:
-    """A gateway with a dead upstream, an unset key variable and an openai/ route on the Responses API."""
+    """A gateway on every address, with subscription tokens in .env, a dead upstream, an unset key variable and
+    an openai/ route on the Responses API."""
     folder, port = anthropic_folder(tmp_path_factory.mktemp("broken"), upstream)
     config = folder / "config.yaml"
     extra = BROKEN_ROUTES.format(dead_port=free_port(), upstream=upstream.url)
     config.write_text(config.read_text().replace("model_list:\n", "model_list:\n" + extra, 1))
     with (folder / ".env").open("a") as env:
-        env.write(f"OPENAI_API_KEY={OPENAI_KEY}\n")
+        env.write(f"OPENAI_API_KEY={OPENAI_KEY}\nCLAUDE_OAUTH_TOKENS={OAUTH_TOKENS}\n")
     home = tmp_path_factory.mktemp("broken-home")
-    gateway = start_gateway(folder, port=port)
+    gateway = start_gateway(folder, "--host", "0.0.0.0", port=port)
     yield gateway, home
     gateway.stop()
 
@@ -299,6 +301,24 @@ def test_upstream_without_responses_api(broken: tuple[Gateway, Path], fresh_upst
     assert "use_chat_completions_url_for_anthropic_messages: true" in probe["hint"]
     assert row(report, "Responses API")["status"] == "warn"  # the static trap check saw it coming
     assert done.returncode == 3
+
+
+@pytest.mark.e2e
+def test_subscription_tokens_beyond_loopback(broken: tuple[Gateway, Path]) -> None:
+    addresses = doctor._local_addresses()
+    if not addresses:
+        pytest.skip("this machine has no non-loopback address")
+    gateway, home = broken
+    done, report = run_doctor(gateway.folder, home, "--no-network")
+    listen, tokens = row(report, "listen address"), row(report, "subscription tokens")
+    assert done.returncode == 3
+    assert (
+        listen["status"] == "ok" and listen["detail"] == f"reachable at {addresses[0]} beyond loopback; keys required"
+    )
+    assert tokens["status"] == "fail"
+    assert tokens["detail"].startswith(f"2 subscription OAuth token(s) served at {addresses[0]}, beyond loopback")
+    assert tokens["hint"].startswith("serve on 127.0.0.1")
+    assert "t0k" not in json.dumps(report)
 
 
 @pytest.mark.e2e
