@@ -15,6 +15,7 @@ starting the CLI dominates the time to first token.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
@@ -96,7 +97,8 @@ class CliProcess:
 
     def __init__(self, settings: BridgeSettings, launch: Launch) -> None:
         self.launch = launch
-        self.root = Path(tempfile.mkdtemp(prefix="cc-bridge-")).resolve()
+        self.root = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")).resolve()
+        _LIVE.add(self)
         self.stderr: deque[str] = deque(maxlen=20)
         self._closed = False
         home, work = self.root / "home", self.root / "work"
@@ -161,6 +163,7 @@ class CliProcess:
         if self._closed:
             return
         self._closed = True
+        _LIVE.discard(self)
         pid = self.pid
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -171,6 +174,44 @@ class CliProcess:
             log.debug("closing the Claude Code process raised", exc_info=True)
         finally:
             await asyncio.to_thread(shutil.rmtree, self.root, True)
+
+
+_PREFIX = "cc-bridge-"
+_LIVE: set[CliProcess] = set()
+
+
+@atexit.register
+def _kill_live_processes() -> None:
+    """At gateway exit, kill every CLI still running (warm spares) and delete its folder."""
+    for process in list(_LIVE):
+        pid = process.pid
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(process.root, ignore_errors=True)
+    _LIVE.clear()
+
+
+def sweep_stale_folders() -> int:
+    """Delete the temp folders of gateways that died without cleaning up (killed); return how many."""
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*-*"):
+        owner = folder.name[len(_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and int(owner) != os.getpid() and not _alive(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # --------------------------------------------------------------------------- the pool
@@ -292,6 +333,8 @@ def pool_for(settings: BridgeSettings) -> Pool:
     loop_id = id(asyncio.get_running_loop())
     pool = _POOLS.get(loop_id)
     if pool is None or pool.settings != settings:
+        if not _POOLS:
+            sweep_stale_folders()
         pool = _POOLS[loop_id] = Pool(settings)
     return pool
 
