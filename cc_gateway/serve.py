@@ -98,6 +98,7 @@ def preflight(options: ServeOptions) -> Preflight:
     shown_host = f"[{options.host}]" if ":" in options.host else options.host
     result = Preflight(gateway, options, port, f"http://{shown_host}:{port}")
     _check_auth(result)
+    _without_master_key(gateway)
     _check_routes(result)
     _check_pool(result)
     result.warnings += _runtime_warnings(gateway)
@@ -141,6 +142,18 @@ def _check_auth(result: Preflight) -> None:
     result.warnings.append("no master key and no static token: the gateway is OPEN to anyone who can reach it")
     if not is_loopback(options.host):
         result.warnings.append(f"OPEN gateway listening on {options.host}: reachable from other machines")
+
+
+def _without_master_key(gateway: Gateway) -> None:
+    """No master key (static tokens only, or open, as _check_auth allowed): custom_auth checks requests.
+
+    LiteLLM refuses to boot with an empty master key; that refusal guards LiteLLM's own key
+    check, which cc-gateway's custom_auth replaces, so say it is intended and pass None, not ''.
+    """
+    if gateway.master_key:
+        return
+    os.environ.pop("LITELLM_MASTER_KEY", None)
+    os.environ["LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY"] = "true"
 
 
 def _check_routes(result: Preflight) -> None:

@@ -245,6 +245,22 @@ def test_canary_never_reaches_a_third_party_upstream_or_the_log(gw, fresh):
         assert secret not in log
 
 
+@pytest.mark.parametrize("model", ["glm", "kimi", "claude-sonnet-4-5"])
+def test_count_tokens_leaks_nothing(gw, fresh, model):
+    headers = {"x-litellm-api-key": STATIC[0], "authorization": f"Bearer {CANARY}", "anthropic-version": "2023-06-01"}
+    body = {"model": model, "messages": USER}
+    response = httpx.post(f"{gw.url}/v1/messages/count_tokens", json=body, headers=headers, timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()["input_tokens"] > 0
+    if model in ("glm", "kimi"):
+        upstream = fresh["zai" if model == "glm" else "kimi"]
+        assert [r.api for r in upstream.requests] == ["count_tokens"], "counted upstream, with the route's key"
+    for name in THIRD_PARTY:
+        assert not any("sk-ant-" in everything(r) or STATIC[0] in everything(r) for r in fresh[name].requests)
+    for request in fresh["anthropic"].requests:
+        assert STATIC[0] not in everything(request)
+
+
 def test_fallbacks_answer_from_glm_with_the_routes_own_key(gw, fresh):
     fresh["anthropic"].script(Fault(529, "overloaded"), times=None)
     haiku = ask(gw, "claude-haiku-4-5").json()
@@ -394,6 +410,23 @@ def test_claude_code_glm_turn_with_thinking_then_claude_turn(gw, fresh, tmp_path
         assert STATIC[0] not in everything(request)
 
 
+def test_thinking_is_turned_off_when_the_last_turn_loses_its_thinking_block(gw, fresh):
+    tool_turn = [FOREIGN, {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "ls"}}]
+    messages = [
+        *USER,
+        {"role": "assistant", "content": tool_turn},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "a.txt"}]},
+    ]
+    tools = [{"name": "Bash", "input_schema": {"type": "object"}}]
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    response = ask(gw, "claude-sonnet-4-5", messages=messages, tools=tools, thinking=thinking, max_tokens=2048)
+    assert response.status_code == 200, response.text
+    (sent,) = fresh["anthropic"].requests
+    assert [b["type"] for b in sent.json["messages"][1]["content"]] == ["tool_use"]
+    assert "thinking" not in sent.json, "Anthropic would reject a thinking request whose tool turn has no thinking"
+    assert "dropped thinking blocks Anthropic did not sign" in gw.log()
+
+
 # --------------------------------------------------------------------------- 429 / 401 (these change pool state)
 
 
@@ -541,6 +574,37 @@ def test_open_gateway_refuses_non_loopback_without_allow_open(tmp_path, ups):
     assert result.returncode == 1
     assert "refusing to listen on 0.0.0.0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_init_prints_the_compliance_notice(tmp_path):
+    result = run_cli("init", "--preset", "multi-provider", "--dir", str(tmp_path / "gw"), "--yes",
+                     "--port", str(free_port()), "--key", f"CLAUDE_OAUTH_TOKENS={POOL[0]}")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    notice = " ".join(result.stderr.split())
+    assert "Anthropic's terms reserve subscription (Pro/Max) OAuth tokens" in notice
+    assert "prefer passthrough" in notice
+    assert POOL[0] not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("tokens", ["", STATIC[1]])
+def test_without_a_master_key_static_tokens_or_open_mode_still_serve(tmp_path, ups, fresh, gateway_factory, tokens):
+    folder = render(tmp_path / "nokey", ups, *THIRD_PARTY_KEYS)
+    env_file = folder / ".env"
+    text = re.sub(r"(?m)^LITELLM_MASTER_KEY=.*$", "LITELLM_MASTER_KEY=", env_file.read_text())
+    env_file.write_text(text.replace("# PROXY_STATIC_TOKEN=", f"PROXY_STATIC_TOKEN={tokens}"))
+    gateway = gateway_factory(folder, env=cli_env(folder))
+    body = {"model": "glm", "max_tokens": 16, "messages": USER}
+    anonymous = httpx.post(f"{gateway.url}/v1/messages", json=body, timeout=60)
+    with_token = httpx.post(
+        f"{gateway.url}/v1/messages", json=body, headers={"x-litellm-api-key": STATIC[1]}, timeout=60
+    )
+    assert with_token.status_code == 200, with_token.text
+    if tokens:
+        assert anonymous.status_code == 401
+        assert "OPEN" not in gateway.log()
+    else:
+        assert anonymous.status_code == 200
+        assert "the gateway is OPEN to anyone" in " ".join(gateway.log().split())
 
 
 def test_compose_renders_redis_and_two_replicas(plain):
