@@ -352,3 +352,16 @@ def test_strip_response_removes_thinking_and_reasoning(hygiene):
 def test_wildcard_fallbacks_first_match_wins(hygiene, model, expected):
     fallbacks = [{"claude-haiku-*": ["glm-fast"]}, {"anthropic/*": ["glm"]}, {"claude-*": ["glm"]}, {"exact": ["x"]}]
     assert hygiene.wildcard_fallbacks(model, fallbacks) == expected
+
+
+def test_pool_keeps_serving_from_memory_when_redis_goes_away(caplog):
+    state = pool.RedisState(f"redis://127.0.0.1:{free_port()}/0")
+    credentials = CredentialPool([Credential(OAUTH), Credential(KEY)], state)
+
+    async def scenario():
+        await credentials.report(Credential(OAUTH), 429, "30")
+        return [(await credentials.acquire()).value for _ in range(3)]
+
+    with caplog.at_level("WARNING", logger="cc_gateway.pool"):
+        assert run(scenario()) == [KEY] * 3
+    assert "REDIS_URL" in caplog.text and "memory" in caplog.text

@@ -175,18 +175,24 @@ class SignatureBook:
         while len(self._seen) > self.size:
             self._seen.popitem(last=False)
         if self._redis is not None and marks:
-            client = self._redis._client()
-            async with client.pipeline(transaction=False) as pipe:
-                for mark in marks:
-                    pipe.set(f"cc-gateway:sig:{mark}", "1", ex=SIGNATURE_TTL)
-                await pipe.execute()
+            try:
+                async with self._redis._client().pipeline(transaction=False) as pipe:
+                    for mark in marks:
+                        pipe.set(f"cc-gateway:sig:{mark}", "1", ex=SIGNATURE_TTL)
+                    await pipe.execute()
+            except Exception as exc:  # Redis down: this process still remembers them
+                self._redis._degraded(exc)
 
     async def known(self, marks: list[str]) -> set[str]:
         """Return which of `marks` came from Anthropic."""
         found = {m for m in marks if m in self._seen}
         missing = [m for m in marks if m not in found]
         if self._redis is not None and missing:
-            values = await self._redis._client().mget([f"cc-gateway:sig:{m}" for m in missing])
+            try:
+                values = await self._redis._client().mget([f"cc-gateway:sig:{m}" for m in missing])
+            except Exception as exc:
+                self._redis._degraded(exc)
+                return found
             found |= {m for m, v in zip(missing, values, strict=True) if v}
         return found
 

@@ -253,11 +253,17 @@ class MemoryState:
 
 
 class RedisState:
-    """Rests and removals in Redis, shared by every replica using the same REDIS_URL."""
+    """Rests and removals in Redis, shared by every replica using the same REDIS_URL.
+
+    If Redis stops answering, the pool keeps serving from this process's memory (and says so
+    in the log) rather than failing requests.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._clients: dict[int, Any] = {}
+        self._memory = MemoryState()
+        self._warned = 0.0
 
     def _client(self) -> Any:
         import redis.asyncio as aioredis
@@ -267,27 +273,45 @@ class RedisState:
             self._clients[loop] = aioredis.Redis.from_url(self.url, socket_connect_timeout=3, socket_timeout=3)
         return self._clients[loop]
 
+    def _degraded(self, exc: Exception) -> None:
+        if time.monotonic() - self._warned > 30:
+            self._warned = time.monotonic()
+            log.warning("Redis (REDIS_URL) failed (%s): the pool uses this process's memory until it is back", exc)
+
     async def load(self, fps: list[str]) -> tuple[dict[str, float], set[str]]:
         """Return (rest end per resting fingerprint, removed fingerprints)."""
         keys = [f"{KEY_PREFIX}rest:{fp}" for fp in fps] + [f"{KEY_PREFIX}removed:{fp}" for fp in fps]
-        values = await self._client().mget(keys)
+        try:
+            values = await self._client().mget(keys)
+        except Exception as exc:  # redis errors and OSError alike: keep serving from memory
+            self._degraded(exc)
+            return await self._memory.load(fps)
         now = time.time()
         rests = {fp: float(v) for fp, v in zip(fps, values[: len(fps)], strict=True) if v and float(v) > now}
         removed = {fp for fp, v in zip(fps, values[len(fps) :], strict=True) if v}
-        return rests, removed
+        memory_rests, memory_removed = await self._memory.load(fps)
+        return {**memory_rests, **rests}, removed | memory_removed
 
     async def rest(self, fp: str, until: float) -> None:
         """Rest a credential until `until`; the key expires when the rest ends."""
+        await self._memory.rest(fp, until)
         key = f"{KEY_PREFIX}rest:{fp}"
         ttl_ms = max(1, int((until - time.time()) * 1000))
-        client = self._client()
-        current = await client.get(key)
-        if current is None or float(current) < until:
-            await client.set(key, repr(until), px=ttl_ms)
+        try:
+            client = self._client()
+            current = await client.get(key)
+            if current is None or float(current) < until:
+                await client.set(key, repr(until), px=ttl_ms)
+        except Exception as exc:
+            self._degraded(exc)
 
     async def remove(self, fp: str) -> None:
         """Take a credential out of the pool for every replica (kept a week)."""
-        await self._client().set(f"{KEY_PREFIX}removed:{fp}", "1", ex=REMOVED_TTL)
+        await self._memory.remove(fp)
+        try:
+            await self._client().set(f"{KEY_PREFIX}removed:{fp}", "1", ex=REMOVED_TTL)
+        except Exception as exc:
+            self._degraded(exc)
 
 
 # --------------------------------------------------------------------------- the pool
