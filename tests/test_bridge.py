@@ -384,3 +384,20 @@ def test_translate_splits_system_history_and_prompt() -> None:
 def test_translate_refuses_what_the_bridge_cannot_answer(messages: list[dict[str, Any]], problem: str) -> None:
     with pytest.raises(MessageError, match=problem):
         translate(messages)
+
+
+def test_a_claude_login_is_used_without_its_refresh_token(tmp_path: Path) -> None:
+    from cc_gateway.runtime.bridge import _cli_env
+
+    login = tmp_path / "user" / ".claude" / ".credentials.json"
+    login.parent.mkdir(parents=True)
+    login.write_text('{"claudeAiOauth": {"accessToken": "sk-ant-oat01-abc", "refreshToken": "sk-ant-ort01-xyz"}}')
+    settings = BridgeSettings.from_env({"HOME": str(tmp_path / "user")})
+    assert settings.credential_name == "LOGIN" and settings.on_oauth_token
+    throwaway = tmp_path / "throwaway"
+    (throwaway / ".claude").mkdir(parents=True)
+    env = _cli_env(settings, throwaway, None)
+    copied = (throwaway / ".claude" / ".credentials.json").read_text()
+    assert "sk-ant-oat01-abc" in copied and "refreshToken" not in copied
+    assert "sk-ant-ort01-xyz" in login.read_text()  # the login itself is untouched
+    assert env["HOME"] == str(throwaway) and env["CLAUDE_CONFIG_DIR"] == str(throwaway / ".claude")

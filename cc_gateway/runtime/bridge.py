@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import json
 import logging
 import os
 import re
@@ -38,7 +39,7 @@ from claude_agent_sdk.types import AssistantMessage, ResultMessage, StreamEvent,
 from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import Choices, GenericStreamingChunk, Message, ModelResponse, Usage
 
-from cc_gateway.runtime.bridge_checks import NO_CREDENTIAL, BridgeSettings
+from cc_gateway.runtime.bridge_checks import LOGIN, NO_CREDENTIAL, BridgeSettings
 from cc_gateway.runtime.bridge_messages import Conversation, MessageError, transcript, translate
 
 log = logging.getLogger("cc_gateway.bridge")
@@ -85,11 +86,31 @@ def _cli_env(settings: BridgeSettings, home: Path, max_tokens: int | None) -> di
         DISABLE_AUTOUPDATER="1",
         DISABLE_TELEMETRY="1",
     )
-    if settings.credential_name:
+    if settings.credential_name == LOGIN:
+        _copy_login(Path(settings.credential), home / ".claude" / ".credentials.json")
+    elif settings.credential_name:
         env[settings.credential_name] = settings.credential
     if max_tokens:
         env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(max_tokens)
     return env
+
+
+def _copy_login(source: Path, target: Path) -> None:
+    """Give a throwaway folder the access token of a `claude /login`, without its refresh token.
+
+    The CLI would refresh an expired token and rotate the refresh token inside the throwaway copy,
+    which invalidates the login it came from (claude-agent-sdk's session resume does the same).
+    Once the access token expires, requests answer 401 naming `claude setup-token`.
+    """
+    try:
+        data = json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    for entry in data.values() if isinstance(data, dict) else []:
+        if isinstance(entry, dict):
+            entry.pop("refreshToken", None)
+    target.write_text(json.dumps(data), encoding="utf-8")
+    target.chmod(0o600)
 
 
 class CliProcess:
@@ -362,7 +383,9 @@ def _usage(raw: dict[str, Any] | None) -> dict[str, int]:
 
 
 def _auth_message(settings: BridgeSettings) -> str:
-    name = settings.credential_name or "the credential"
+    name = {LOGIN: "Claude Code login (~/.claude/.credentials.json)", None: "credential"}.get(
+        settings.credential_name, settings.credential_name
+    )
     return (
         f"Anthropic rejected the bridge's {name}: it is missing, expired or revoked. "
         f"Run `claude setup-token` for a new CLAUDE_CODE_OAUTH_TOKEN (or set a valid ANTHROPIC_API_KEY) in .env, "

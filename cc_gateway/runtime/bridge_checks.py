@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from cc_gateway.envfile import is_placeholder
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
+LOGIN = "LOGIN"
 PROVIDER_PREFIX = "claude-agent/"
 TERMS_NOTICE = (
-    "the oauth-bridge runs on a subscription OAuth token (CLAUDE_CODE_OAUTH_TOKEN): Anthropic's terms keep "
+    "the oauth-bridge runs on a subscription OAuth token (CLAUDE_CODE_OAUTH_TOKEN or a `claude /login`): "
+    "Anthropic's terms keep "
     "those tokens for Claude Code and Claude.ai and exclude other products, the Agent SDK included; use it "
     "for your own use at most, and set ANTHROPIC_API_KEY for anything beyond that"
 )
@@ -28,8 +31,8 @@ NO_CREDENTIAL = (
 class BridgeSettings:
     """What the bridge reads from the environment (`.env` is loaded into it by serve)."""
 
-    credential_name: str | None  # ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN
-    credential: str
+    credential_name: str | None  # ANTHROPIC_API_KEY, CLAUDE_CODE_OAUTH_TOKEN or LOGIN (a `claude /login`)
+    credential: str  # the key or token; for LOGIN, the path of the login's .credentials.json
     base_url: str
     max_concurrency: int
     timeout: float
@@ -45,6 +48,9 @@ class BridgeSettings:
             if found and not is_placeholder(found):
                 name, value = candidate, found
                 break
+        login = Path(env.get("HOME") or Path.home()) / ".claude" / ".credentials.json"
+        if name is None and login.is_file():
+            name, value = LOGIN, str(login)
         return cls(
             credential_name=name,
             credential=value,
@@ -58,7 +64,7 @@ class BridgeSettings:
     @property
     def on_oauth_token(self) -> bool:
         """Whether requests go out on a subscription OAuth token."""
-        return self.credential_name == "CLAUDE_CODE_OAUTH_TOKEN"
+        return self.credential_name in ("CLAUDE_CODE_OAUTH_TOKEN", LOGIN)
 
 
 def _number(env: Mapping[str, str], name: str, default: int) -> int:
