@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from cc_gateway import claude_code
-from cc_gateway.doctor import FAIL, OK, SKIP, WARN, CheckResult, Context, result
+from cc_gateway.doctor import CLAUDE, FAIL, OK, SKIP, WARN, CheckResult, Context, Entry, result
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    pass
 
-GROUP = "Claude Code"
+GROUP = CLAUDE
 ONE_M = re.compile(r"\[1m\]$", re.I)
 TIMEOUT_VAR = "API_TIMEOUT_MS"
 DEFAULT_TIMEOUT_MS = 600_000  # Claude Code's own default (10 minutes)
@@ -350,15 +350,15 @@ def check_api_timeout(ctx: Context) -> CheckResult:
     return result(GROUP, name, OK, summary)
 
 
-CHECKS: list[tuple[str, Callable[[Context], CheckResult]]] = [
-    ("CLI", check_claude_cli),
-    ("settings files", check_settings_files),
-    ("base URL", check_base_url),
-    ("gateway key", check_gateway_key),
-    ("shell variables", check_shell_variables),
-    ("default models", check_default_models),
-    ("onboarding", check_onboarding),
-    (TIMEOUT_VAR, check_api_timeout),
+CHECKS: list[Entry] = [
+    (GROUP, "CLI", check_claude_cli),
+    (GROUP, "settings files", check_settings_files),
+    (GROUP, "base URL", check_base_url),
+    (GROUP, "gateway key", check_gateway_key),
+    (GROUP, "shell variables", check_shell_variables),
+    (GROUP, "default models", check_default_models),
+    (GROUP, "onboarding", check_onboarding),
+    (GROUP, TIMEOUT_VAR, check_api_timeout),
 ]
 #: Checks that read the route latencies, so they run once the probes are done.
 AFTER_PROBES = (check_api_timeout,)

@@ -17,6 +17,7 @@ from conftest import Gateway, claude_bin, cli_env, free_port, init_gateway, read
 from fakeupstream import FakeUpstream, Fault
 
 from cc_gateway import doctor
+from cc_gateway.gateway import load_gateway
 
 PROVIDER_KEY = "sk-ant-api03-" + "Zq7Wx3Kp" * 6
 OPENAI_KEY = "sk-proj-" + "Hb4Tn8Lm" * 5
@@ -172,7 +173,7 @@ def test_healthy_gateway_every_row_ok(healthy_report: tuple[subprocess.Completed
     not_ok = [(c["name"], c["status"], c["detail"]) for c in report["checks"] if c["status"] != "ok"]
     assert not_ok == []
     routes = [c for c in report["checks"] if c["group"] == "Routes"]
-    assert {c["name"] for c in routes} == {f"route {r.name}" for r in doctor.load_gateway(done_folder(report)).routes}
+    assert {c["name"] for c in routes} == {f"route {r.name}" for r in load_gateway(done_folder(report)).routes}
     assert all(isinstance(c["latency_ms"], int) and c["latency_ms"] >= 0 for c in routes)
     assert "as claude-" in row(report, "route claude-*")["detail"]  # the wildcard is probed with a concrete id
 
