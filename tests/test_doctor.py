@@ -545,3 +545,18 @@ def test_gateway_started_with_another_key(healthy: tuple[Gateway, Path], tmp_pat
     assert done.returncode == 3
     assert auth["detail"] == "the key in .env is refused (401): the running gateway uses another"
     assert row(report, "gateway key")["detail"].endswith(f"is not the gateway key in {copy / '.env'} (stale?)")
+
+
+def test_probe_kinds_and_wildcard_ids(tmp_path: Path) -> None:
+    from cc_gateway.doctor_routes import _is_bridge, probe_model
+
+    bridge = load_gateway(init_gateway(tmp_path / "bridge", "oauth-bridge", port=free_port()))
+    assert all(_is_bridge(bridge, r) for r in bridge.routes)  # OpenAI clients: probed with chat completions
+    multi = load_gateway(init_gateway(tmp_path / "multi", "multi-provider", port=free_port()))
+    chosen = {r.name: probe_model(multi, r) for r in multi.routes}
+    assert not any(_is_bridge(multi, r) for r in multi.routes)
+    assert chosen["glm"] == "glm"
+    assert multi.resolve(chosen["anthropic/*"]) == "anthropic/*" and chosen["anthropic/*"].startswith(
+        "anthropic/claude-"
+    )
+    assert multi.resolve(chosen["claude-*"]) == "claude-*"
