@@ -309,7 +309,23 @@ def configure_logging(level: str, environ: dict[str, str]) -> None:
         lib.handlers[:] = []
         lib.propagate = True
         lib.setLevel(numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))
+        # On the logger too: LiteLLM attaches a handler of its own while it imports (before the
+        # second call), and a logger's filters run whatever handler prints the record.
+        lib.filters[:] = [f for f in lib.filters if not isinstance(f, RedactingFilter | _RefusedKeyFilter)]
+        lib.addFilter(redactor)
+        lib.addFilter(_RefusedKeyFilter())
     logging.getLogger("uvicorn.access").disabled = True
+
+
+class _RefusedKeyFilter(logging.Filter):
+    """Drop LiteLLM's ERROR for a request cc-gateway's auth refused: its access line says 401 already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but LiteLLM's report of our own 401."""
+        return not (
+            str(record.msg).startswith("litellm.proxy.proxy_server.user_api_key_auth()")
+            and ("gateway key:" in record.getMessage())
+        )
 
 
 # --------------------------------------------------------------------------- run

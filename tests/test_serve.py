@@ -175,6 +175,7 @@ def test_no_key_reaches_the_log_or_the_wrong_upstream(gw: Gateway, up: FakeUpstr
     assert "DEBUG" in log  # the gateway runs at --log-level debug: LiteLLM's own debug lines are there
     assert gw.key not in log
     assert PROVIDER_KEY not in log
+    assert "Requester IP Address" not in log  # a refused key is one access line, not LiteLLM's ERROR too
     assert read_env(gw.folder)["LITELLM_SALT_KEY"] not in log
     sent = [r for r in up.requests if r.api == "chat"]
     assert sent and all(r.headers["authorization"] == f"Bearer {PROVIDER_KEY}" for r in sent)
