@@ -333,3 +333,17 @@ def test_context_1m_beta_header_reaches_anthropic(gw: Gateway, up: FakeUpstream,
     )
     betas = re.split(r"\s*,\s*", generations(up)[-1].headers.get("anthropic-beta", ""))
     assert "context-1m-2025-08-07" in betas
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/chat/completions"])
+def test_a_stream_cut_halfway_ends_in_an_error(gw: Gateway, up: FakeUpstream, path: str) -> None:
+    needs_upstream(gw)
+    up.script(Reply(text="one two three four five six", chunks=6, mid_stream="reset"), times=None)
+    body = {"model": MODEL, "max_tokens": 1024, "messages": USER, "stream": True}
+    response = httpx.post(gw.url + path, json=body, headers=gw.headers(), timeout=60)
+    if response.status_code != 200:  # the cut came before the status line
+        assert response.status_code >= 500 and "error" in response.json()
+        return
+    data = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+    assert "[DONE]" not in data and '"message_stop"' not in response.text
+    assert '"error"' in data[-1], response.text
