@@ -49,10 +49,10 @@ BODY = {
 }
 # (label, streamed, concurrency, requests per batch: full, quick)
 CASES = [
-    ("messages c=1", False, 1, 200, 60),
-    ("messages c=32", False, 32, 800, 200),
-    ("stream TTFB c=1", True, 1, 150, 40),
-    ("stream TTFB c=32", True, 32, 500, 150),
+    ("messages c=1", False, 1, 200, 30),
+    ("messages c=32", False, 32, 800, 120),
+    ("stream TTFB c=1", True, 1, 150, 20),
+    ("stream TTFB c=32", True, 32, 500, 80),
 ]
 MEMORY_AFTER = 5000
 
@@ -327,11 +327,13 @@ def summarize(server: Server, label: str) -> dict[str, float]:
 
 
 def measure_ready(servers: tuple[Server, Server], trials: int, logs: Path) -> None:
-    """Start and stop each server `trials` times, one at a time, alternating the order."""
+    """Start each server `trials` times, one at a time, alternating the order; leave the last start running."""
     for trial in range(trials):
-        for server in servers if trial % 2 == 0 else servers[::-1]:
+        last = trial == trials - 1
+        for server in servers if trial % 2 == (trials - 1) % 2 else servers[::-1]:
             server.ready_times.append(server.start(logs / f"{server.name}.log"))
-            server.stop()
+            if not last:
+                server.stop()
 
 
 def bench_preset(preset: str, args: argparse.Namespace, work: Path, upstream: str, gen: LoadGen) -> None:
@@ -340,13 +342,11 @@ def bench_preset(preset: str, args: argparse.Namespace, work: Path, upstream: st
     servers = servers_for(folder, work, args.serve_arg)
     trials = 1 if args.quick else args.ready_trials
     print(f"\n[{preset}] time to ready: {trials} start(s) each ...", file=sys.stderr)
-    measure_ready(servers, trials, work)
-    for server in servers:
-        server.start(work / f"{server.name}.log")
     try:
+        measure_ready(servers, trials, work)
         for server in servers:  # warm up: first requests pay one-time imports and connection set-up
-            run_batch(gen, server, ("warm-up", False, 4), 40)
-            run_batch(gen, server, ("warm-up", True, 4), 20)
+            run_batch(gen, server, ("warm-up", False, 4), 16 if args.quick else 40)
+            run_batch(gen, server, ("warm-up", True, 4), 8 if args.quick else 20)
         rounds = 1 if args.quick else args.rounds
         for number in range(rounds):
             for case in CASES:
