@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 
 import anthropic
 import httpx
@@ -64,7 +65,7 @@ def gw(request: pytest.FixtureRequest, upstream: FakeUpstream, tmp_path_factory:
     gateway = start_gateway(folder)
     gateway.preset = preset  # type: ignore[attr-defined]
     yield gateway
-    assert gateway.stop() == 0
+    assert gateway.stop(signal.SIGINT) == 0  # Ctrl-C: a clean stop
 
 
 @pytest.fixture
@@ -319,7 +320,8 @@ def test_claude_codes_request_shape_is_served(gw: Gateway, up: FakeUpstream, str
         assert sent.api == "chat"  # not /v1/responses, although the request has `thinking`
         limit = sent.get("max_completion_tokens") or sent.get("max_tokens")
         assert limit == CAP  # 32000 clamped to the route's max_output_tokens
-        assert sent.get("context_management") is None
+        assert sent.get("context_management") is None and sent.get("thinking") is None  # unknown to OpenAI
+        assert "cache_control" not in sent.body.decode()
     else:
         assert sent.get("max_tokens") == 32000
         assert "context-1m-2025-08-07" in sent.headers.get("anthropic-beta", "")
