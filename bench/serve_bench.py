@@ -354,7 +354,7 @@ def bench_preset(preset: str, args: argparse.Namespace, work: Path, upstream: st
                 print(f"[{preset}] round {number + 1}/{rounds}: {case[0]} x{count}", file=sys.stderr)
                 for server in servers if number % 2 == 0 else servers[::-1]:
                     run_batch(gen, server, case, count)
-        target = 0 if args.quick else MEMORY_AFTER
+        target = 0 if args.quick else args.memory_after
         for server in servers:
             while server.requests < target:
                 run_batch(gen, server, ("top-up", False, 32), min(500, target - server.requests))
@@ -403,11 +403,13 @@ def main() -> None:
     parser.add_argument("--ready-trials", type=int, default=3, help="starts of each server for time to ready")
     parser.add_argument("--serve-arg", action="append", default=[], help="extra `cc-gateway serve` argument")
     parser.add_argument("--chunks", type=int, default=8, help="content chunks per streamed upstream reply")
+    parser.add_argument("--memory-after", type=int, default=MEMORY_AFTER, help="requests before measuring memory")
     parser.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loadgen:
         loadgen_main()
         return
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up below
     print(f"machine: {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f}; python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory(prefix="cc-serve-bench-") as tmp:
         work = Path(tmp)

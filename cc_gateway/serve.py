@@ -362,6 +362,9 @@ def build_app(drain: Any, body_limit: int) -> Any:
     # request_timeout=None as `litellm --config` does: a number here would override the config's
     # router_settings.timeout on every request.
     save_worker_config(config=os.environ["CONFIG_FILE_PATH"], drop_params=True, request_timeout=None)
+    from cc_gateway import fastroute
+
+    fastroute.install(app)
     return GatewayMiddleware(app, drain=drain, body_limit=body_limit)
 
 
@@ -510,6 +513,7 @@ class Supervisor:
         self.stopping = 0
         self.respawns = 0
         self.failed = False
+        self.was_ready = False
         self.ready_r, self.ready_w = os.pipe()
 
     def run(self, on_ready: Callable[[], None]) -> int:
@@ -529,7 +533,8 @@ class Supervisor:
             os.close(self.ready_r)
             os.close(self.ready_w)
         if self.failed:
-            raise GatewayError("a worker failed; see the log lines above", hint="run `cc-gateway doctor`")
+            what = "a worker stopped" if self.was_ready else "LiteLLM failed to start"
+            raise GatewayError(f"{what}; see the log lines above", hint="run `cc-gateway doctor`")
         return 0
 
     def _spawn(self, number: int, sock: socket.socket) -> None:
@@ -569,6 +574,7 @@ class Supervisor:
                 ready += len(os.read(self.ready_r, 64))
             self._reap(None, timeout=0)
         if ready >= self.pre.workers and not self.stopping and not self.failed:
+            self.was_ready = True
             on_ready()
 
     def _reap(self, sock: socket.socket | None, *, timeout: float) -> None:
