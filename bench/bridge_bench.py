@@ -7,6 +7,8 @@ Both paths talk to the same fake Anthropic upstream (tests/fakeupstream.py, repl
 - direct: the Claude Code CLI bundled with claude-agent-sdk, run as
   `claude -p PROMPT --output-format stream-json --include-partial-messages ...` (a fresh process per
   run, the way the bridge starts one), timed from spawn to the first text delta on stdout;
+- SDK alone: the bridge's own CliProcess (claude-agent-sdk, same options) in this process, no
+  LiteLLM, no HTTP: tells the SDK's share of the overhead from the gateway's;
 - bridge, cold: openai SDK -> `cc-gateway serve` (oauth-bridge) with CC_BRIDGE_WARM=0, so every
   request starts its own CLI;
 - bridge, warm: the same with CC_BRIDGE_WARM=1 (default): after each answer the bridge starts a spare
@@ -73,6 +75,32 @@ def direct_ttft(upstream: FakeUpstream, home: Path) -> float:
     return first
 
 
+def sdk_ttft(upstream: FakeUpstream) -> float:
+    """Seconds to the first text delta through the bridge's own CLI handling, without LiteLLM or HTTP."""
+    import asyncio
+
+    from cc_gateway.runtime.bridge import CliProcess, Launch
+    from cc_gateway.runtime.bridge_checks import BridgeSettings
+    from cc_gateway.runtime.bridge_messages import translate
+
+    settings = BridgeSettings.from_env({"ANTHROPIC_API_KEY": API_KEY, "CC_BRIDGE_ANTHROPIC_BASE_URL": upstream.url})
+    conversation = translate([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello"}])
+
+    async def once() -> float:
+        start = time.perf_counter()
+        process = CliProcess(settings, Launch(MODEL, conversation, None))
+        try:
+            await process.start()
+            async for message in process.ask(conversation.prompt):
+                if ((getattr(message, "event", None) or {}).get("delta") or {}).get("type") == "text_delta":
+                    return time.perf_counter() - start
+            raise RuntimeError("no text delta")
+        finally:
+            await process.close()
+
+    return asyncio.run(once())
+
+
 def bridge_ttft(client: openai.OpenAI, messages: list[dict[str, str]]) -> tuple[float, str]:
     """Seconds from sending a streamed request to its first content chunk, and the whole answer."""
     start = time.perf_counter()
@@ -135,12 +163,14 @@ def main() -> None:
         direct_home.mkdir()
         direct_ttft(upstream, direct_home)  # first run warms the page cache for the 200+ MB binary
         direct = [direct_ttft(upstream, direct_home) for _ in range(args.runs)]
+        sdk = [sdk_ttft(upstream) for _ in range(args.runs)]
         cold = run_gateway(tmp, upstream, "0", args.runs)
         warm = run_gateway(tmp, upstream, "1", args.runs)
     base = statistics.median(direct)
     print(f"time to first token, {args.runs} runs each (fake upstream, {os.cpu_count()} CPUs)")
     print(f"  direct CLI (-p, stream-json)       {summary(direct)}")
     rows = [
+        ("SDK alone (bridge's CliProcess)", sdk),
         ("bridge cold, stateless", cold["stateless"]),
         ("bridge cold, chat", cold["chat"]),
         ("bridge warm, stateless", warm["stateless"]),

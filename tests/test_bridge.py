@@ -273,6 +273,25 @@ def test_timeout_ends_with_a_clear_error_and_no_orphan_process(
     assert not [c for c in cli_children(gateway.process.pid).values() if model in c]
 
 
+@pytest.mark.e2e
+@pytest.mark.claude
+def test_a_client_that_disconnects_mid_stream_leaves_no_process(gateway: Gateway, fresh_upstream: FakeUpstream) -> None:
+    model = f"claude-gone-probe-{uuid.uuid4().hex[:8]}"
+    fresh_upstream.script(Reply(text="x" * 200, chunks=200, chunk_delay=0.2), times=None, model=model)
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.key, max_retries=0, timeout=120)
+    stream = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "long"}], stream=True)
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            break
+    running = [p for p, c in cli_children(gateway.process.pid).items() if model in c]
+    assert running, "the streaming Claude Code process was not seen"
+    stream.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and [c for c in cli_children(gateway.process.pid).values() if model in c]:
+        time.sleep(0.2)
+    assert not [c for c in cli_children(gateway.process.pid).values() if model in c]
+
+
 def _state(pid: int) -> bytes:
     """A process's state line (to tell a zombie from a live process)."""
     try:
@@ -401,3 +420,13 @@ def test_a_claude_login_is_used_without_its_refresh_token(tmp_path: Path) -> Non
     assert "sk-ant-oat01-abc" in copied and "refreshToken" not in copied
     assert "sk-ant-ort01-xyz" in login.read_text()  # the login itself is untouched
     assert env["HOME"] == str(throwaway) and env["CLAUDE_CONFIG_DIR"] == str(throwaway / ".claude")
+
+
+def test_a_request_offering_tools_is_refused() -> None:
+    from cc_gateway.runtime.bridge import BridgeFailure, Call
+
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+    with pytest.raises(BridgeFailure, match="runs no tools") as caught:
+        Call("claude-x", [{"role": "user", "content": "hi"}], {"tools": [tool]}, None)
+    assert caught.value.status == 400
+    Call("claude-x", [{"role": "user", "content": "hi"}], {"tools": [tool], "tool_choice": "none"}, None)

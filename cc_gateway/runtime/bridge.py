@@ -276,7 +276,11 @@ class Pool:
             except Exception:  # a spare that failed to start: start a fresh one instead
                 self.release(spare.process)
         await self._acquire(deadline)
-        process = CliProcess(self.settings, launch)
+        try:
+            process = CliProcess(self.settings, launch)
+        except BaseException:
+            self.slots.release()
+            raise
         try:
             async with asyncio.timeout_at(deadline):
                 await process.start()
@@ -320,7 +324,12 @@ class Pool:
         # Take the free slot without awaiting: asyncio.Semaphore.acquire() does exactly this when a slot is
         # free and nobody waits (checked above), and a spare must never queue behind real requests.
         self.slots._value -= 1
-        process = CliProcess(self.settings, launch)
+        try:
+            process = CliProcess(self.settings, launch)
+        except OSError as exc:
+            self.slots.release()
+            log.warning("could not prepare a warm Claude Code process: %s", exc)
+            return
         spare = _Spare(process, self._spawn(process.start()))
         spare.expiry = asyncio.get_running_loop().call_later(self.settings.warm_ttl, self._expire, launch.key, spare)
         self.spares[launch.key] = spare
@@ -402,6 +411,8 @@ class Call:
             conversation = translate(messages)
         except MessageError as exc:
             raise BridgeFailure(400, str(exc)) from None
+        if (params.get("tools") or params.get("functions")) and params.get("tool_choice") != "none":
+            raise BridgeFailure(400, "tools are not supported: the oauth-bridge answers as a model and runs no tools")
         max_tokens = params.get("max_completion_tokens") or params.get("max_tokens")
         self.launch = Launch(model, conversation, int(max_tokens) if max_tokens else None)
         self.budget = self.settings.timeout
