@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import free_port
@@ -194,28 +197,15 @@ def test_validate_environment(monkeypatch):
         pool.validate_environment({"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
 
 
-@pytest.mark.redis
-def test_redis_state_is_shared_between_pools(tmp_path):
+@contextlib.contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    """A private redis-server on a free port, without persistence; yields its URL."""
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("redis-server is not installed")
+        pytest.skip("redis-server is not installed (scripts/test.sh installs it)")
     port = free_port()
-    server = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    server = subprocess.Popen([*command, "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
     try:
         deadline = time.monotonic() + 20
@@ -224,8 +214,17 @@ def test_redis_state_is_shared_between_pools(tmp_path):
                 pool.check_redis(url, timeout=1)
                 break
             except ConfigError:
-                assert time.monotonic() < deadline
+                assert time.monotonic() < deadline and server.poll() is None, "redis-server did not start"
                 time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.redis
+def test_redis_state_is_shared_between_pools(tmp_path):
+    with redis_server(tmp_path) as url:
 
         async def scenario():
             one = CredentialPool([Credential(OAUTH), Credential(KEY)], pool.RedisState(url))
@@ -238,9 +237,6 @@ def test_redis_state_is_shared_between_pools(tmp_path):
 
         error = run(scenario())
         assert 28 <= error.retry_after <= 30
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 # --------------------------------------------------------------------------- hygiene helpers
