@@ -303,6 +303,15 @@ def test_openai_sdk_clients_keep_their_claude_token_too(gw, fresh):
     assert not any("sk-ant-" in everything(r) or STATIC[0] in everything(r) for r in third_party)
 
 
+def test_chat_completions_to_claude_rotate_the_pool_too(gw, fresh):
+    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=STATIC[0], max_retries=0)
+    for stream in (False, True, False):
+        reply = client.chat.completions.create(model="claude-sonnet-4-5", max_tokens=16, messages=USER, stream=stream)
+        text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices) if stream else reply
+        assert text
+    assert sorted(credential_of(r) for r in fresh["anthropic"].requests) == sorted(POOL)
+
+
 # --------------------------------------------------------------------------- thinking blocks
 
 FOREIGN = {"type": "thinking", "thinking": "glm thought", "signature": "glm-signature"}
