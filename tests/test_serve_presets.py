@@ -59,9 +59,12 @@ def gw(request: pytest.FixtureRequest, upstream: FakeUpstream, tmp_path_factory:
     """A running gateway for one preset."""
     preset = request.param
     folder = init_gateway(tmp_path_factory.mktemp(preset), preset, *init_flags(preset, upstream))
-    if preset == "openai-backed":  # a lower cap than Claude Code's 32000, as for an older OpenAI model
-        config = folder / "config.yaml"
+    config = folder / "config.yaml"  # caps lower than Claude Code's 32000, as for an older model
+    if preset == "openai-backed":
         config.write_text(config.read_text().replace("max_output_tokens: 32000", f"max_output_tokens: {CAP}"))
+    if preset == "anthropic":
+        info = "    model_info:\n"
+        config.write_text(config.read_text().replace(info, f"{info}      max_output_tokens: {CAP}\n"))
     gateway = start_gateway(folder)
     gateway.preset = preset  # type: ignore[attr-defined]
     yield gateway
@@ -323,8 +326,19 @@ def test_claude_codes_request_shape_is_served(gw: Gateway, up: FakeUpstream, str
         assert sent.get("context_management") is None and sent.get("thinking") is None  # unknown to OpenAI
         assert "cache_control" not in sent.body.decode()
     else:
-        assert sent.get("max_tokens") == 32000
+        assert sent.get("max_tokens") == CAP
         assert "context-1m-2025-08-07" in sent.headers.get("anthropic-beta", "")
+
+
+def test_thinking_budget_is_lowered_with_max_tokens(gw: Gateway, up: FakeUpstream) -> None:
+    if preset(gw) != "anthropic":
+        pytest.skip("a thinking budget reaches Anthropic-format upstreams only")
+    body = {**claude_code_request(stream=False), "model": "haiku"}  # haiku 4.5 keeps `enabled` thinking
+    response = httpx.post(gw.url + "/v1/messages", json=body, headers=gw.headers(), timeout=60)
+    assert response.status_code == 200, response.text
+    sent = generations(up)[-1]
+    assert sent.get("max_tokens") == CAP
+    assert sent.get("thinking") == {"type": "enabled", "budget_tokens": CAP - 1}  # was 31999: must stay below
 
 
 def test_context_1m_beta_header_reaches_anthropic(gw: Gateway, up: FakeUpstream, ant: anthropic.Anthropic) -> None:

@@ -128,6 +128,15 @@ class GatewayHooks(CustomLogger):
         for key in ("max_tokens", "max_completion_tokens"):
             if isinstance(data.get(key), int) and data[key] > cap:
                 data[key] = cap
+        # Claude Code pairs max_tokens 32000 with a thinking budget of 31999; Anthropic-format
+        # upstreams refuse a budget that is not below max_tokens, so lower it with the cap.
+        thinking = data.get("thinking")
+        budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+        if isinstance(budget, int) and budget >= cap:
+            if cap - 1 < 1024:  # below Anthropic's smallest budget: no room to think
+                data.pop("thinking")
+            else:  # the same share as Claude Code's own 31999 of 32000
+                data["thinking"] = {**thinking, "budget_tokens": cap - 1}
 
     def _note_catch_all(self, model: str, deployments: list[dict[str, Any]]) -> None:
         name = deployments[0].get("model_name", "")
