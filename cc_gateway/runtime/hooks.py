@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,40 @@ def missing_key_variable(deployment: dict[str, Any]) -> str | None:
     return None
 
 
+#: Larger max_tokens values are refused (400); smaller ones are clamped to the route's max_output_tokens.
+MAX_TOKENS_CEILING = 2**31 - 1
+
+
+def _bad_request(message: str) -> Exception:
+    from fastapi import HTTPException
+
+    return HTTPException(status_code=400, detail=message)
+
+
+def _reject_bad_input(model: str, data: dict, deployments: list[dict[str, Any]]) -> None:
+    """Refuse, with a 400 naming the field, what LiteLLM would pass on or answer with a 500."""
+    if "messages" in data and data["messages"] == []:
+        raise _bad_request("messages: at least one message is required")
+    for key in ("max_tokens", "max_completion_tokens"):
+        value = data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and not 1 <= value <= MAX_TOKENS_CEILING:
+            raise _bad_request(f"{key}: {value} is out of range (1 to {MAX_TOKENS_CEILING})")
+    router = _router()
+    if model and not deployments and router is not None and not _router_knows(router, model):
+        routes = list(dict.fromkeys(str(d.get("model_name")) for d in router.model_list))
+        aliases = list(router.model_group_alias or {})
+        listed = ", ".join(routes) + (f"; aliases: {', '.join(aliases)}" if aliases else "")
+        raise _bad_request(f"model {model!r} is not routed by this gateway; its routes: {listed}")
+
+
+def _router_knows(router: Any, model: str) -> bool:
+    """Ask LiteLLM's router itself (aliases, wildcards, provider patterns, default deployment)."""
+    try:
+        return bool(router.get_candidate_model_ids_for_route(model))
+    except Exception:  # never refuse a request because this lookup failed
+        return True
+
+
 class GatewayHooks(CustomLogger):
     """The callbacks every cc-gateway preset loads."""
 
@@ -100,6 +135,7 @@ class GatewayHooks(CustomLogger):
         if info is not None:
             info.model = model
         deployments = deployments_for(model)
+        _reject_bad_input(model, data, deployments)
         if deployments:
             if info is not None:
                 info.route = str(deployments[0].get("model_name", ""))
@@ -183,6 +219,9 @@ def retry_after_of(exc: BaseException) -> str | None:
                     value = None
                 if value:
                     return str(value)
+        cooldown = getattr(exc, "cooldown_time", None)  # RouterRateLimitError: every deployment resting
+        if isinstance(cooldown, int | float) and cooldown > 0:
+            return str(math.ceil(cooldown))
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
         seen += 1
     return None

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cc_gateway.runtime import context
+from cc_gateway.runtime import context, exposure
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -121,6 +121,22 @@ def _decoded(body: bytes, headers: list) -> bytes:
         return body
 
 
+_EVENT_END = re.compile(rb"\r?\n\r?\n")
+
+
+def _well_formed(event: bytes) -> bool:
+    """Whether every `data:` line of an SSE event is JSON (or [DONE])."""
+    for line in event.splitlines():
+        if line.startswith(b"data:"):
+            payload = line[5:].strip()
+            if payload and payload != b"[DONE]":
+                try:
+                    json.loads(payload)
+                except ValueError:
+                    return False
+    return True
+
+
 class _StreamGuard:
     """Watch an SSE response for its terminator; supply an error event if it ends without one."""
 
@@ -128,6 +144,29 @@ class _StreamGuard:
         self.anthropic = anthropic
         self.done = False
         self.tail = b""
+        self.pending = b""  # an incomplete trailing event, held until its end arrives (Anthropic streams)
+        self.malformed = False
+
+    def complete_events(self, chunk: bytes, final: bool) -> bytes:
+        """Return the complete, well-formed events to forward now (Anthropic streams are checked).
+
+        LiteLLM passes an Anthropic upstream's stream through byte for byte, so a `data:` line that
+        is not JSON would reach the client, followed by a normal `message_stop`. The events before
+        it are returned and `malformed` is set; the caller ends the stream with an error event.
+        """
+        if not self.anthropic:
+            return chunk
+        data = self.pending + chunk
+        ends = [m.end() for m in _EVENT_END.finditer(data)]
+        cut = len(data) if final else (ends[-1] if ends else 0)
+        ready, self.pending = data[:cut], data[cut:]
+        start = 0
+        for end in [e for e in ends if e <= cut] + ([cut] if final and cut not in ends else []):
+            if not _well_formed(ready[start:end]):
+                self.malformed = True
+                return ready[:start]
+            start = end
+        return ready
 
     def feed(self, chunk: bytes) -> None:
         """Scan a body chunk (keeping a small tail so a marker split across chunks is seen)."""
@@ -245,6 +284,11 @@ class GatewayMiddleware:
         status_box = [0]
         self.drain.enter()
         try:
+            refused = exposure.refusal(scope["method"], path, scope["headers"])
+            if refused is not None:  # an admin/unused LiteLLM route without the master key, or not JSON
+                status_box[0] = refused[0]
+                await send_error(send, anthropic, *refused)
+                return
             receive = await self._limit_body(scope, receive, send, anthropic, status_box)
             if receive is not None:
                 await self._serve(scope, receive, send, anthropic, info, status_box)
@@ -391,16 +435,25 @@ class GatewayMiddleware:
             return
         guard: _StreamGuard | None = state["guard"]
         if guard is not None:
-            guard.feed(message.get("body", b""))
-            if not more and not guard.done:
-                await send({**message, "more_body": True})
-                guard.done = True
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": guard.closing_event("the upstream stream ended before it was complete"),
-                        "more_body": False,
-                    }
-                )
-                return
+            await _send_guarded(message, guard, send)
+            return
         await send(message)
+
+
+async def _send_guarded(message: Message, guard: _StreamGuard, send: Send) -> None:
+    """Forward a stream's body, ending it with an error event if it breaks or ends unfinished."""
+    more = message.get("more_body", False)
+    if guard.malformed:
+        return  # the stream was already ended: drop what LiteLLM still sends
+    body = guard.complete_events(message.get("body", b""), final=not more)
+    guard.feed(body)
+    reason = None
+    if guard.malformed:
+        reason = "the upstream sent malformed stream data"
+    elif not more and not guard.done:
+        reason = "the upstream stream ended before it was complete"
+    if reason is None:
+        await send({**message, "body": body})
+        return
+    guard.done = True
+    await send({"type": "http.response.body", "body": body + guard.closing_event(reason), "more_body": False})
