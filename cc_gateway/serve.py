@@ -495,7 +495,7 @@ class GatewayServer(uvicorn.Server):
 
 
 class Supervisor:
-    """Run N forked workers on one listening socket; forward Ctrl-C/SIGTERM; exit 0 when all drained.
+    """Run N forked workers on one port; forward Ctrl-C/SIGTERM; exit 0 when all drained.
 
     LiteLLM is imported and the app built once, here, before forking: the workers share those
     pages and only run LiteLLM's start-up (config, router) themselves. Each worker is a
@@ -514,22 +514,27 @@ class Supervisor:
         self.respawns = 0
         self.failed = False
         self.was_ready = False
+        self.sockets: list[socket.socket] = []
         self.ready_r, self.ready_w = os.pipe()
 
     def run(self, on_ready: Callable[[], None]) -> int:
         """Fork the workers and supervise them until they have all exited."""
-        sock = self.config.bind_socket()
+        try:
+            self.sockets = self._listen()
+        except OSError as exc:  # taken between the check and now
+            raise PortInUse(f"cannot listen on {self.pre.url}: {exc.strerror}", hint="pass --port") from None
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             for number in range(self.pre.workers):
-                self._spawn(number, sock)
+                self._spawn(number)
             self._wait_ready(on_ready)
             while self.pids:
-                self._reap(sock, timeout=0.5)
+                self._reap(respawn=True, timeout=0.5)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            sock.close()
+            for sock in self.sockets:
+                sock.close()
             os.close(self.ready_r)
             os.close(self.ready_w)
         if self.failed:
@@ -537,20 +542,46 @@ class Supervisor:
             raise GatewayError(f"{what}; see the log lines above", hint="run `cc-gateway doctor`")
         return 0
 
-    def _spawn(self, number: int, sock: socket.socket) -> None:
+    def _listen(self) -> list[socket.socket]:
+        """One listening socket per worker (SO_REUSEPORT), else one shared by all.
+
+        With one shared socket, whichever worker wakes first accepts, and keep-alive connections
+        stay where they landed: measured here, one worker often served every connection of a
+        burst while the other idled. Separate SO_REUSEPORT sockets let the kernel spread
+        connections evenly. Only processes of the same user can join such a group, and the port
+        was checked free (without SO_REUSEPORT) just before.
+        """
+        if not hasattr(socket, "SO_REUSEPORT"):
+            return [self.config.bind_socket()]
+        family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
+        sockets = []
+        for _ in range(self.pre.workers):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((self.config.host, self.config.port))
+            sock.listen(self.config.backlog)
+            sock.set_inheritable(True)
+            sockets.append(sock)
+        return sockets
+
+    def _spawn(self, number: int) -> None:
         pid = os.fork()
         if pid:
             self.pids[pid] = number
             return
         code = 1
         try:
-            code = self._worker(sock)
+            code = self._worker(self.sockets[number % len(self.sockets)])
         finally:
             os._exit(code)
 
     def _worker(self, sock: socket.socket) -> int:
         """Body of a worker process: serve until told to stop, then drain."""
         os.setpgid(0, 0)
+        for other in self.sockets:
+            if other is not sock:
+                other.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
         os.close(self.ready_r)
@@ -572,13 +603,13 @@ class Supervisor:
         while ready < self.pre.workers and not self.stopping and not self.failed and self.pids:
             if select.select([self.ready_r], [], [], 0.2)[0]:
                 ready += len(os.read(self.ready_r, 64))
-            self._reap(None, timeout=0)
+            self._reap(respawn=False, timeout=0)
         if ready >= self.pre.workers and not self.stopping and not self.failed:
             self.was_ready = True
             on_ready()
 
-    def _reap(self, sock: socket.socket | None, *, timeout: float) -> None:
-        """Collect exited workers; replace one that died while serving (sock given), else stop all."""
+    def _reap(self, *, respawn: bool, timeout: float) -> None:
+        """Collect exited workers; replace one that died while serving (respawn), else stop all."""
         import time
 
         deadline = time.monotonic() + timeout
@@ -592,14 +623,14 @@ class Supervisor:
             number, code = self.pids.pop(pid, -1), os.waitstatus_to_exitcode(status)
             if self.stopping:
                 self.failed = self.failed or code not in (0, -signal.SIGTERM)
-            elif sock is None or self.respawns >= self.RESPAWN_LIMIT:
+            elif not respawn or self.respawns >= self.RESPAWN_LIMIT:
                 log.error("worker %d exited (code %s): stopping the gateway", number, code)
                 self.failed = True
                 self._on_signal(signal.SIGTERM, None)
             else:
                 log.error("worker %d exited unexpectedly (code %s): starting a new one", number, code)
                 self.respawns += 1
-                self._spawn(number, sock)
+                self._spawn(number)
 
     def _on_signal(self, sig: int, frame: Any) -> None:
         """First signal: every worker drains. Another one: every worker stops now."""
