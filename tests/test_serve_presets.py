@@ -65,7 +65,7 @@ def gw(request: pytest.FixtureRequest, upstream: FakeUpstream, tmp_path_factory:
     if preset == "anthropic":
         info = "    model_info:\n"
         config.write_text(config.read_text().replace(info, f"{info}      max_output_tokens: {CAP}\n"))
-    gateway = start_gateway(folder)
+    gateway = start_gateway(folder, "--log-level", "debug")  # the most a log can say: still no key
     gateway.preset = preset  # type: ignore[attr-defined]
     yield gateway
     assert gateway.stop(signal.SIGINT) == 0  # Ctrl-C: a clean stop
@@ -363,3 +363,11 @@ def test_a_stream_cut_halfway_ends_in_an_error(gw: Gateway, up: FakeUpstream, pa
     data = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
     assert "[DONE]" not in data and '"message_stop"' not in response.text
     assert '"error"' in data[-1], response.text
+
+
+def test_no_key_in_the_debug_log(gw: Gateway) -> None:
+    """Runs last for each preset: everything above went through this gateway at --log-level debug."""
+    log = gw.log()
+    assert "DEBUG" in log and "cc_gateway.access" in log
+    assert gw.key not in log
+    assert PROVIDER_KEY not in log
