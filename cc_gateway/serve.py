@@ -488,6 +488,8 @@ class GatewayServer(uvicorn.Server):
                 await asyncio.wait_for(self.drain.idle.wait(), timeout=self.drain_seconds)
             except TimeoutError:
                 log.warning("drain timed out with %d request(s) still running", self.drain.inflight)
+                if self.drain.abort_streams():  # each cut stream ends with an error event
+                    await asyncio.sleep(0.2)
         self.should_exit = True
 
 

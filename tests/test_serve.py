@@ -430,6 +430,33 @@ class RecordingProxy:
         return {**{n: self.url for n in names}, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 
 
+DRAIN = 8  # --drain-seconds of the gateway stopped below
+
+
+class Stream(threading.Thread):
+    """A streamed /v1/messages request read in the background."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__()
+        self.gateway, self.chunks, self.first = gateway, [], threading.Event()
+
+    def run(self) -> None:
+        """Read the stream to its end (or until the connection goes)."""
+        request = {"json": messages(stream=True), "headers": self.gateway.headers(), "timeout": 90}
+        try:
+            with httpx.stream("POST", self.gateway.url + "/v1/messages", **request) as response:
+                for chunk in response.iter_bytes():
+                    self.chunks.append(chunk)
+                    self.first.set()
+        except httpx.HTTPError as exc:
+            self.chunks.append(f"\n<{type(exc).__name__}>".encode())
+
+    @property
+    def text(self) -> str:
+        """Everything received."""
+        return b"".join(self.chunks).decode(errors="replace")
+
+
 def test_no_outbound_call_and_sigterm_drains_a_stream_in_flight(upstream: FakeUpstream, tmp_path: Path) -> None:
     proxy = RecordingProxy()
     env = {k: v for k, v in cli_env(**proxy.env()).items() if not k.startswith("LITELLM_")}
@@ -446,7 +473,7 @@ def test_no_outbound_call_and_sigterm_drains_a_stream_in_flight(upstream: FakeUp
         "--key",
         f"OPENAI_API_KEY={PROVIDER_KEY}",
     )
-    gateway = start_gateway(folder, env=env)
+    gateway = start_gateway(folder, "--drain-seconds", str(DRAIN), env=env)
     try:
         upstream.reset()
         for path, body in (
@@ -457,32 +484,29 @@ def test_no_outbound_call_and_sigterm_drains_a_stream_in_flight(upstream: FakeUp
             assert post(gateway, path, body).status_code == 200
         assert httpx.get(gateway.url + "/v1/models", headers=gateway.headers()).status_code == 200
 
-        upstream.script(Reply(text="x" * 40, chunks=10, chunk_delay=0.4))  # about 4 s
-        collected: list[bytes] = []
-        first = threading.Event()
-
-        def stream() -> None:
-            with httpx.stream(
-                "POST", gateway.url + "/v1/messages", json=messages(stream=True), headers=gateway.headers(), timeout=60
-            ) as response:
-                for chunk in response.iter_bytes():
-                    collected.append(chunk)
-                    first.set()
-
-        reader = threading.Thread(target=stream)
-        reader.start()
-        assert first.wait(30)
+        upstream.script(Reply(text="x" * 40, chunks=10, chunk_delay=0.4))  # about 4 s: finishes in the drain
+        upstream.script(Reply(text="y" * 120, chunks=120, chunk_delay=0.5))  # 60 s: outlasts it
+        short, long = Stream(gateway), Stream(gateway)
+        short.start()
+        assert short.first.wait(30)
+        long.start()
+        assert long.first.wait(30)
+        stopping = time.monotonic()
         gateway.process.send_signal(signal.SIGTERM)
-        wait_for_line(gateway, "shutting down: draining 1 request")
+        wait_for_line(gateway, r"shutting down: draining \d+ request")
         refused = post(gateway, "/v1/messages", messages())
         assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
         assert "shutting down" in refused.json()["error"]["message"]
-        reader.join(60)
+        short.join(60)
+        long.join(60)
         assert gateway.process.wait(timeout=60) == 0
+        stopped = time.monotonic() - stopping
     finally:
         if gateway.process.poll() is None:
             gateway.process.kill()
-    body = b"".join(collected).decode()
-    assert "event: message_stop" in body and "event: error" not in body
-    assert "".join(re.findall(r'"text": ?"(x+)"', body)) == "x" * 40  # every chunk arrived
+    assert "event: message_stop" in short.text and "event: error" not in short.text
+    assert "".join(re.findall(r'"text": ?"(x+)"', short.text)) == "x" * 40  # every chunk arrived
+    assert DRAIN <= stopped < DRAIN + 15, stopped  # bounded: the long stream did not hold it up
+    assert "event: message_stop" not in long.text
+    assert long.text.rstrip().endswith("}") and "event: error" in long.text, long.text[-500:]
     assert proxy.seen == [], proxy.seen

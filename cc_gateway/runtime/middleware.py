@@ -57,6 +57,13 @@ class DrainState:
     draining: bool = False
     inflight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    streams: set[asyncio.Task] = field(default_factory=set)  # requests streaming a response right now
+
+    def abort_streams(self) -> int:
+        """Cut the streams still running when the drain ends: each gets an error event, not a bare close."""
+        for task in list(self.streams):
+            task.cancel()
+        return len(self.streams)
 
     def enter(self) -> None:
         """Count a request in."""
@@ -66,6 +73,8 @@ class DrainState:
     def leave(self) -> None:
         """Count a request out."""
         self.inflight -= 1
+        if self.streams:
+            self.streams.discard(asyncio.current_task())
         if self.inflight == 0:
             self.idle.set()
 
@@ -352,6 +361,7 @@ class GatewayMiddleware:
     ) -> None:
         """Run LiteLLM's app, reshaping errors and guarding streams on the way out."""
         state: dict[str, Any] = {"start": None, "buffer": None, "guard": None, "request": None, "to_sse": None}
+        state["task"] = asyncio.current_task()
         if anthropic and scope["method"] == "POST":
             receive = _recording(receive, state)
 
@@ -367,6 +377,13 @@ class GatewayMiddleware:
 
         try:
             await self.app(scope, receive, wrapped_send)
+        except asyncio.CancelledError:
+            guard = state["guard"]
+            if not self.drain.draining or guard is None or guard.done:
+                raise
+            guard.done = True  # the drain ended with this stream still running: say so, then stop
+            event = guard.closing_event("the gateway shut down before the stream was complete")
+            await send({"type": "http.response.body", "body": event, "more_body": False})
         except Exception as exc:
             guard = state["guard"]
             if state["start"] is None and guard is None and state["buffer"] is None:
@@ -411,6 +428,7 @@ class GatewayMiddleware:
             return
         if status == 200 and b"text/event-stream" in content_type:
             state["guard"] = _StreamGuard(anthropic)
+            self.drain.streams.add(state["task"])
         state["start"] = message
         await send({**message, "headers": headers})
 
