@@ -222,6 +222,19 @@ def test_eight_concurrent_requests_get_their_own_answers_within_the_process_boun
 
 @pytest.mark.e2e
 @pytest.mark.claude
+def test_default_is_opus_and_falls_back_to_sonnet(client: openai.OpenAI, fresh_upstream: FakeUpstream) -> None:
+    first = client.chat.completions.create(model="default", messages=[{"role": "user", "content": "who-default"}])
+    assert {r.model for r in main_requests(fresh_upstream, "who-default")} == {"claude-opus-4-5-20251101"}
+    assert first.choices[0].message.content == "answer to: who-default"
+    fresh_upstream.script(Fault(529, "overloaded"), times=None, model="claude-opus-4-5-20251101")
+    second = client.chat.completions.create(model="default", messages=[{"role": "user", "content": "who-fallback"}])
+    assert second.choices[0].message.content == "answer to: who-fallback"
+    models = [r.model for r in main_requests(fresh_upstream, "who-fallback")]
+    assert models[0] == "claude-opus-4-5-20251101" and models[-1] == "claude-sonnet-4-5-20250929", models
+
+
+@pytest.mark.e2e
+@pytest.mark.claude
 def test_upstream_401_is_reported_as_an_authentication_problem(
     client: openai.OpenAI, fresh_upstream: FakeUpstream
 ) -> None:

@@ -83,6 +83,9 @@ def _cli_env(settings: BridgeSettings, home: Path, max_tokens: int | None) -> di
         CLAUDE_CONFIG_DIR=str(home / ".claude"),
         ANTHROPIC_BASE_URL=settings.base_url,
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        # Claude Code retries upstream errors 10 times with backoff (minutes); fewer lets `default`
+        # fall back to sonnet in seconds.
+        CLAUDE_CODE_MAX_RETRIES=str(settings.max_retries),
         DISABLE_AUTOUPDATER="1",
         DISABLE_TELEMETRY="1",
     )
@@ -554,6 +557,7 @@ def _litellm_error(failure: BridgeFailure, model: str) -> Exception:
         408: litellm.Timeout,
         429: litellm.RateLimitError,
         503: litellm.ServiceUnavailableError,
+        529: litellm.ServiceUnavailableError,
     }
     kind = kinds.get(failure.status, litellm.APIConnectionError if failure.status >= 500 else litellm.BadRequestError)
     return kind(message=str(failure), llm_provider=PROVIDER, model=model)

@@ -38,6 +38,7 @@ class BridgeSettings:
     timeout: float
     warm: int
     warm_ttl: float
+    max_retries: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BridgeSettings:
@@ -59,6 +60,7 @@ class BridgeSettings:
             timeout=max(1.0, float(_number(env, "CC_BRIDGE_TIMEOUT", 300))),
             warm=max(0, _number(env, "CC_BRIDGE_WARM", 1)),
             warm_ttl=max(1.0, float(_number(env, "CC_BRIDGE_WARM_TTL", 300))),
+            max_retries=max(0, _number(env, "CC_BRIDGE_MAX_RETRIES", 2)),
         )
 
     @property
