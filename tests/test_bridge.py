@@ -443,3 +443,15 @@ def test_a_request_offering_tools_is_refused() -> None:
         Call("claude-x", [{"role": "user", "content": "hi"}], {"tools": [tool]}, None)
     assert caught.value.status == 400
     Call("claude-x", [{"role": "user", "content": "hi"}], {"tools": [tool], "tool_choice": "none"}, None)
+
+
+def test_no_credential_answers_401_naming_setup_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from cc_gateway.runtime.bridge import BridgeFailure, Call
+
+    monkeypatch.delenv("CLAUDE_CODE_OAUTH_TOKEN", raising=False)  # HOME is a fresh folder: no login either
+    call = Call("claude-x", [{"role": "user", "content": "hi"}], {}, None)
+    with pytest.raises(BridgeFailure, match="claude setup-token") as caught:
+        asyncio.run(anext(call.deltas()))
+    assert caught.value.status == 401
