@@ -363,12 +363,20 @@ class ProviderHygiene(CustomLogger):
     async def _to_anthropic(self, kwargs: dict[str, Any]) -> None:
         headers = raw_headers(kwargs)
         strip_client_credentials(kwargs)
+        if (kwargs.get("model_info") or {}).get("cc_gateway_credential_pool"):
+            await self._pool_credential(kwargs, headers)
+        # else: an Anthropic route with its own api_key keeps it; no client credential rides along
+        await self._filter_signatures(kwargs)
+
+    @staticmethod
+    async def _pool_credential(kwargs: dict[str, Any], headers: Mapping[str, str]) -> None:
+        """Give a pool route its credential: the pool's next (rotate) or the client's own (passthrough)."""
         credentials = pool.get_pool()
         try:
             mode = pool.choose_mode(headers.get(pool.MODE_HEADER), len(credentials))
-        except Exception:
+        except Exception:  # refused with a 400 by async_pre_call_hook already; be safe here
             mode = "rotate" if len(credentials) else "passthrough"
-        if mode == "rotate" and (kwargs.get("model_info") or {}).get("cc_gateway_credential_pool"):
+        if mode == "rotate":
             try:
                 first = await credentials.acquire()
             except pool.PoolError as exc:
@@ -376,12 +384,11 @@ class ProviderHygiene(CustomLogger):
                 raise _rate_limited(str(exc), kwargs) from None
             kwargs["api_key"] = first.value
             kwargs["client"] = pool.pool_client(credentials, first, _note_retry_after)
-        elif mode == "passthrough":
-            own = client_credential(headers)
-            if own is not None:
-                kwargs["api_key"] = own.value
-                kwargs["client"] = pool.pool_client(None, own, _note_retry_after)
-        await self._filter_signatures(kwargs)
+            return
+        own = client_credential(headers)
+        if own is not None:
+            kwargs["api_key"] = own.value
+            kwargs["client"] = pool.pool_client(None, own, _note_retry_after)
 
     async def _filter_signatures(self, kwargs: dict[str, Any]) -> None:
         messages = kwargs.get("messages")
