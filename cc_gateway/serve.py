@@ -17,6 +17,7 @@ import re
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -483,6 +484,11 @@ class GatewayServer(uvicorn.Server):
 
     async def _drain_then_exit(self) -> None:
         """Wait (bounded) for in-flight requests, then let uvicorn shut down."""
+        await self._drain()
+        self.should_exit = True
+
+    async def _drain(self) -> None:
+        """Wait (bounded) for in-flight requests; end the streams that outlast the drain."""
         if self.drain.inflight:
             try:
                 await asyncio.wait_for(self.drain.idle.wait(), timeout=self.drain_seconds)
@@ -490,7 +496,6 @@ class GatewayServer(uvicorn.Server):
                 log.warning("drain timed out with %d request(s) still running", self.drain.inflight)
                 if self.drain.abort_streams():  # each cut stream ends with an error event
                     await asyncio.sleep(0.2)
-        self.should_exit = True
 
 
 # --------------------------------------------------------------------------- workers
@@ -516,6 +521,9 @@ class Supervisor:
         self.respawns = 0
         self.failed = False
         self.was_ready = False
+        self.released = False  # workers told that every one of them has drained
+        self.idle = 0  # workers that reported their drain done
+        self.stop_deadline = float("inf")
         self.sockets: list[socket.socket] = []
         self.ready_r, self.ready_w = os.pipe()
 
@@ -531,7 +539,8 @@ class Supervisor:
                 self._spawn(number)
             self._wait_ready(on_ready)
             while self.pids:
-                self._reap(respawn=True, timeout=0.5)
+                self._reap(respawn=True, timeout=0.2)
+                self._release_when_drained()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -588,14 +597,28 @@ class Supervisor:
             signal.signal(sig, signal.SIG_DFL)
         os.close(self.ready_r)
         threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-        server = GatewayServer(
+        server = WorkerServer(
             self.config,
+            status_w=self.ready_w,
             drain=self.drain,
             drain_seconds=self.pre.options.drain_seconds,
             on_ready=lambda: os.write(self.ready_w, b"r"),
         )
+        signal.signal(signal.SIGUSR1, lambda *_: server.released.set())
         server.run(sockets=[sock])
         return 1 if server.startup_failed else 0
+
+    def _release_when_drained(self) -> None:
+        """Once stopping: let the workers exit when every one has drained (or the drain is over)."""
+        import select
+
+        if not self.stopping or self.released:
+            return
+        while select.select([self.ready_r], [], [], 0)[0]:
+            self.idle += os.read(self.ready_r, 64).count(b"i")
+        if self.idle >= len(self.pids) or time.monotonic() > self.stop_deadline:
+            self.released = True
+            self._signal_all(signal.SIGUSR1)
 
     def _wait_ready(self, on_ready: Callable[[], None]) -> None:
         """Show the ready panel once every worker is serving (not if one failed first)."""
@@ -604,7 +627,8 @@ class Supervisor:
         ready = 0
         while ready < self.pre.workers and not self.stopping and not self.failed and self.pids:
             if select.select([self.ready_r], [], [], 0.2)[0]:
-                ready += len(os.read(self.ready_r, 64))
+                data = os.read(self.ready_r, 64)
+                ready, self.idle = ready + data.count(b"r"), self.idle + data.count(b"i")
             self._reap(respawn=False, timeout=0)
         if ready >= self.pre.workers and not self.stopping and not self.failed:
             self.was_ready = True
@@ -612,8 +636,6 @@ class Supervisor:
 
     def _reap(self, *, respawn: bool, timeout: float) -> None:
         """Collect exited workers; replace one that died while serving (respawn), else stop all."""
-        import time
-
         deadline = time.monotonic() + timeout
         while self.pids:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -639,15 +661,38 @@ class Supervisor:
         self.stopping += 1
         if self.stopping == 1:
             log.warning("shutting down: %d worker(s) draining", len(self.pids))
+            self.stop_deadline = time.monotonic() + self.pre.options.drain_seconds + 5
+        self._signal_all(signal.SIGTERM if self.stopping == 1 else signal.SIGINT)
+
+    def _signal_all(self, sig: int) -> None:
         for pid in list(self.pids):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM if self.stopping == 1 else signal.SIGINT)
+                os.kill(pid, sig)
+
+
+class WorkerServer(GatewayServer):
+    """A worker: after its own drain it keeps answering 503 until the supervisor says all have drained.
+
+    Otherwise an idle worker would close its socket at once and a client connecting during the
+    drain could land on it and be reset, where one process answers 503 with Retry-After.
+    """
+
+    def __init__(self, config: Any, *, status_w: int, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self.status_w = status_w
+        self.released = threading.Event()  # set by SIGUSR1 from the supervisor
+
+    async def _drain_then_exit(self) -> None:
+        await self._drain()
+        os.write(self.status_w, b"i")
+        deadline = time.monotonic() + self.drain_seconds + 10  # never outlive a lost supervisor for long
+        while not self.released.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        self.should_exit = True
 
 
 def _exit_with_parent(parent: int) -> None:
     """In a worker: start draining when the supervisor is gone (killed without a chance to tell us)."""
-    import time
-
     while os.getppid() == parent:
         time.sleep(1.0)
     os.kill(os.getpid(), signal.SIGTERM)

@@ -67,7 +67,16 @@ def test_two_workers_serve_and_drain_a_stream_on_sigterm(tmp_path: Path, fresh_u
         while not any(r.api == "chat" and r.stream for r in fresh_upstream.requests):
             assert time.monotonic() < deadline, "the stream never reached the upstream"
             time.sleep(0.05)
-        code = gateway.stop(signal.SIGTERM, timeout=90)
+        gateway.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while "2 worker(s) draining" not in gateway.log():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)  # the idle worker has drained too; it must still answer, not reset the connection
+        for _ in range(4):
+            refused = httpx.post(f"{gateway.url}/v1/messages", json=BODY, headers=gateway.headers(), timeout=30)
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        code = gateway.process.wait(timeout=90)
         reader.join(30)
         assert code == 0, gateway.log()
         assert b"message_stop" in b"".join(received)
