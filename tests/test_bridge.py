@@ -419,7 +419,7 @@ def test_translate_refuses_what_the_bridge_cannot_answer(messages: list[dict[str
 
 
 def test_a_claude_login_is_used_without_its_refresh_token(tmp_path: Path) -> None:
-    from cc_gateway.runtime.bridge import _cli_env
+    from cc_gateway.runtime.bridge_process import _cli_env
 
     login = tmp_path / "user" / ".claude" / ".credentials.json"
     login.parent.mkdir(parents=True)
