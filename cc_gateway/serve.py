@@ -306,6 +306,10 @@ def configure_logging(level: str, environ: dict[str, str]) -> None:
     numeric = getattr(logging, level.upper())
     for name in ("cc_gateway", "uvicorn.error"):
         logging.getLogger(name).setLevel(numeric)
+    server_log = logging.getLogger("uvicorn.error")
+    server_log.filters[:] = [f for f in server_log.filters if not isinstance(f, _TracebackFilter)]
+    if numeric > logging.DEBUG:
+        server_log.addFilter(_TracebackFilter())
     for name in ("LiteLLM", "LiteLLM Proxy", "LiteLLM Router", "LiteLLM Stdout Proxy"):
         lib = logging.getLogger(name)
         lib.handlers[:] = []
@@ -317,6 +321,22 @@ def configure_logging(level: str, environ: dict[str, str]) -> None:
         lib.addFilter(redactor)
         lib.addFilter(_RefusedKeyFilter())
     logging.getLogger("uvicorn.access").disabled = True
+
+
+class _TracebackFilter(logging.Filter):
+    """Shorten the traceback uvicorn logs when LiteLLM fails to start to its last line (the cause).
+
+    LiteLLM's start-up errors say what to fix in that line (e.g. "Check 'router_settings.routing_strategy'
+    in your config.yaml"); --log-level debug keeps the whole traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Replace a traceback message by its final line."""
+        message = record.getMessage()
+        if message.startswith("Traceback (most recent call last):"):
+            last = [line for line in message.strip().splitlines() if line.strip()][-1]
+            record.msg, record.args = f"LiteLLM could not start: {last.strip()}", None
+        return True
 
 
 class _RefusedKeyFilter(logging.Filter):

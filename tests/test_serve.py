@@ -366,6 +366,17 @@ def test_refuses_a_config_that_does_not_parse_naming_file_and_line(demo_folder: 
     assert "Traceback" not in result.stderr
 
 
+def test_a_config_litellm_rejects_stops_start_up_with_its_reason(demo_folder: Path, tmp_path: Path) -> None:
+    folder = with_master_key(demo_folder, read_env(demo_folder)["LITELLM_MASTER_KEY"], tmp_path)
+    config = folder / "config.yaml"
+    config.write_text(config.read_text().replace("router_settings:\n", "router_settings:\n  routing_strategy: nope\n"))
+    result = serve(folder, "--port", str(free_port()), timeout=180)
+    assert result.returncode == 1
+    assert "LiteLLM could not start: ValueError: Invalid routing_strategy: 'nope'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.rstrip().endswith("hint: run `cc-gateway doctor`")
+
+
 def test_port_taken_is_a_clear_error_never_another_port(demo_folder: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
