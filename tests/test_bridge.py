@@ -34,20 +34,25 @@ MAX_CONCURRENCY = 4
 
 
 def user_texts(received: Received) -> list[tuple[str, str]]:
-    """(role, text) of each message the upstream received; a message's text is its last text block."""
+    """(role, text) of each user/assistant message the upstream received, without Claude Code's reminders.
+
+    Claude Code adds its context (environment, date) as <system-reminder> blocks in the user turn,
+    or, for model ids it doesn't know, as a separate message: both are left out here.
+    """
     result = []
     for message in received.get("messages") or []:
-        content = message.get("content")
-        if isinstance(content, str):
-            result.append((message["role"], content))
+        if message.get("role") not in ("user", "assistant"):
             continue
-        texts = [block.get("text", "") for block in content if block.get("type") == "text"]
+        content = message.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        texts = [b.get("text", "") for b in blocks if b.get("type") == "text"]
+        texts = [t for t in texts if not t.startswith("<system-reminder>")]
         result.append((message["role"], texts[-1] if texts else ""))
     return result
 
 
 def last_user_text(received: Received) -> str:
-    """The text the client wrote last (the CLI puts its reminders in earlier blocks)."""
+    """The text the client wrote last."""
     turns = user_texts(received)
     return turns[-1][1] if turns else ""
 
@@ -303,6 +308,28 @@ def test_a_client_that_disconnects_mid_stream_leaves_no_process(gateway: Gateway
     while time.monotonic() < deadline and [c for c in cli_children(gateway.process.pid).values() if model in c]:
         time.sleep(0.2)
     assert not [c for c in cli_children(gateway.process.pid).values() if model in c]
+
+
+@pytest.mark.e2e
+@pytest.mark.claude
+def test_a_warm_spare_answers_the_next_request_and_carries_nothing_over(
+    client: openai.OpenAI, fresh_upstream: FakeUpstream, gateway: Gateway
+) -> None:
+    model = f"claude-warm-probe-{uuid.uuid4().hex[:8]}"
+    system = {"role": "system", "content": "Answer briefly."}
+    client.chat.completions.create(model=model, messages=[system, {"role": "user", "content": "first-warm"}])
+    deadline = time.monotonic() + 60
+    spares: list[int] = []
+    while time.monotonic() < deadline and not spares:
+        spares = [p for p, c in cli_children(gateway.process.pid).items() if model in c]
+        time.sleep(0.2)
+    assert len(spares) == 1, "no warm spare was started after the answer"
+    time.sleep(3)  # let it finish starting
+    second = client.chat.completions.create(model=model, messages=[system, {"role": "user", "content": "second-warm"}])
+    assert second.choices[0].message.content == "answer to: second-warm"
+    (request,) = main_requests(fresh_upstream, "second-warm")
+    assert user_texts(request) == [("user", "second-warm")]  # nothing of the first request
+    assert not Path(f"/proc/{spares[0]}").exists() or b"zombie" in _state(spares[0])  # used once, then closed
 
 
 def _state(pid: int) -> bytes:
