@@ -250,8 +250,9 @@ def test_upstream_401_is_reported_as_an_authentication_problem(
     assert "claude setup-token" in str(caught.value)
     assert "ANTHROPIC_API_KEY" in str(caught.value)
     assert API_KEY not in str(caught.value)
-    with pytest.raises(openai.AuthenticationError):  # again 401, not "no deployments available" (cooldown)
-        client.chat.completions.create(model="sonnet", messages=[{"role": "user", "content": "who am I now"}])
+    with pytest.raises(openai.AuthenticationError) as again:  # streamed, and 401 again (no cooldown "429")
+        list(client.chat.completions.create(model="sonnet", messages=[{"role": "user", "content": "me?"}], stream=True))
+    assert "claude setup-token" in str(again.value)
 
 
 @pytest.mark.e2e
