@@ -76,6 +76,11 @@ class Report:
         """The largest gap between two content chunks in any stream (seconds)."""
         return max((g for s in self.streams for g in s.gaps), default=0.0)
 
+    def gap(self, q: float) -> float:
+        """A percentile (0-100) of the gaps between content chunks, in seconds."""
+        values = sorted(g for s in self.streams for g in s.gaps)
+        return values[min(len(values) - 1, int(len(values) * q / 100))] if values else 0.0
+
     def ttfb(self, q: float) -> float:
         """A percentile (0-100) of time to first byte, in seconds."""
         values = sorted(s.ttfb for s in self.streams if s.status == 200)
@@ -218,12 +223,21 @@ def start_gateway(work: Path, preset: str, fake: str, port: int, extra: list[str
     return process, key
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children, in MiB."""
+def rss_mb(pid: int) -> tuple[float, int]:
+    """Resident memory of a process and its children, in MiB, and how many processes that is."""
     import psutil
 
     root = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 2**20
+    tree = [root, *root.children(recursive=True)]
+    return sum(p.memory_info().rss for p in tree) / 2**20, len(tree)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by a process and its children."""
+    import psutil
+
+    root = psutil.Process(pid)
+    return sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)])
 
 
 # --------------------------------------------------------------------------- the bench
@@ -241,7 +255,8 @@ def print_report(label: str, report: Report) -> None:
     for line in sorted(set(failures))[:5]:
         print(f"  - {line}")
     print(f"  TTFB p50 {ms(report.ttfb(50))}, p99 {ms(report.ttfb(99))}")
-    print(f"  max gap between chunks {ms(report.max_gap)} (pacing {ms(CHUNK_DELAY)})")
+    print(f"  gap between chunks: p50 {ms(report.gap(50))}, p99 {ms(report.gap(99))}, "
+          f"p99.9 {ms(report.gap(99.9))}, max {ms(report.max_gap)} (pacing {ms(CHUNK_DELAY)})")  # fmt: skip
 
 
 def expected_text(fake: str, preset: str) -> str:
@@ -303,26 +318,29 @@ def bench(args: argparse.Namespace, fake: str, gateway: str, key: str, pid: int)
     )
     print_report("direct to the fake upstream", direct)
     headers = {"Authorization": f"Bearer {key}"}
-    rss_before = rss_mb(pid)
+    rss_before, processes = rss_mb(pid)
     warm = asyncio.run(
         run_streams(gateway + "/v1/messages", headers, BODY, concurrency=args.concurrency, seconds=5, expected=expected)
     )  # LiteLLM imports parts of itself on first use: warm up before measuring
     print_report("warm-up through cc-gateway (not in the figures below)", warm)
+    cpu_before = cpu_seconds(pid)
     report = asyncio.run(
         run_streams(gateway + "/v1/messages", headers, BODY, concurrency=args.concurrency, seconds=args.seconds,
                     expected=expected)
     )  # fmt: skip
     print_report("through cc-gateway", report)
+    busy = (cpu_seconds(pid) - cpu_before) / report.seconds
+    print(f"  gateway CPU: {busy:.2f} cores busy on average ({os.cpu_count()} on this machine)")
     added_gap = report.max_gap - CHUNK_DELAY
     print(f"  added gap (max gap - pacing): {ms(added_gap)}; direct: {ms(direct.max_gap - CHUNK_DELAY)}")
     print(f"  added TTFB: p50 {ms(report.ttfb(50) - direct.ttfb(50))}, p99 {ms(report.ttfb(99) - direct.ttfb(99))}")
-    rss_mid = rss_mb(pid)
+    rss_mid, _ = rss_mb(pid)
     started = time.monotonic()
     failed = asyncio.run(hammer(gateway + "/v1/messages", headers, BODY, concurrency=args.concurrency,
                                 count=args.rss_requests))  # fmt: skip
-    rss_after = rss_mb(pid)
+    rss_after, _ = rss_mb(pid)
     print(f"{args.rss_requests} more requests (not streamed) in {time.monotonic() - started:.0f} s, {failed} failed")
-    print(f"  RSS: {rss_before:.0f} MiB before the load, {rss_mid:.0f} MiB after the streams, "
+    print(f"  RSS of the gateway ({processes} process(es)): {rss_before:.0f} MiB before the load, {rss_mid:.0f} MiB after the streams, "
           f"{rss_after:.0f} MiB after the requests (growth {rss_after - rss_mid:+.0f} MiB)")  # fmt: skip
     return not warm.failures and not report.failures and not failed and added_gap < 0.200
 

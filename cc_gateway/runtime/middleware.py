@@ -11,9 +11,11 @@ It holds the guarantees LiteLLM's proxy does not give by itself:
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -44,6 +46,7 @@ _ANTHROPIC_TYPES = {
 _OPENAI_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    403: "permission_error",
     413: "invalid_request_error",
     429: "rate_limit_error",
     503: "service_unavailable",
@@ -117,6 +120,22 @@ def reshape_error(body: bytes, anthropic: bool, status: int) -> bytes:
     else:
         message = str(err if "error" in data else data.get("detail", data))
     return error_body(anthropic, status, message)
+
+
+@functools.cache
+def _secret_bytes() -> tuple[bytes, ...]:
+    from cc_gateway.serve import secret_values  # the same list serve's log redaction uses
+
+    found = {s.encode() for s in secret_values(dict(os.environ)) if len(s) >= 6}
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def scrub_secrets(body: bytes) -> bytes:
+    """Replace every configured key, token and secret in a response body with [redacted]."""
+    for secret in _secret_bytes():
+        if secret in body:
+            body = body.replace(secret, b"[redacted]")
+    return body
 
 
 def _decoded(body: bytes, headers: list) -> bytes:
@@ -445,6 +464,7 @@ class GatewayMiddleware:
                 return
             start = state["start"]
             body = reshape_error(_decoded(bytes(state["buffer"]), start["headers"]), anthropic, start["status"])
+            body = scrub_secrets(body)  # an upstream may quote the credential it refused
             dropped = (b"content-length", b"content-type", b"content-encoding")
             headers = [(k, v) for k, v in start["headers"] if k.lower() not in dropped]
             headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
@@ -464,6 +484,8 @@ async def _send_guarded(message: Message, guard: _StreamGuard, send: Send) -> No
     if guard.malformed:
         return  # the stream was already ended: drop what LiteLLM still sends
     body = guard.complete_events(message.get("body", b""), final=not more)
+    if b"error" in body:  # a mid-stream error event may quote the upstream's error text
+        body = scrub_secrets(body)
     guard.feed(body)
     reason = None
     if guard.malformed:
