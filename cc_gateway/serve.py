@@ -317,9 +317,9 @@ def configure_logging(level: str, environ: dict[str, str]) -> None:
         lib.setLevel(numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))
         # On the logger too: LiteLLM attaches a handler of its own while it imports (before the
         # second call), and a logger's filters run whatever handler prints the record.
-        lib.filters[:] = [f for f in lib.filters if not isinstance(f, RedactingFilter | _RefusedKeyFilter)]
+        lib.filters[:] = [f for f in lib.filters if not isinstance(f, RedactingFilter | _IrrelevantFilter)]
         lib.addFilter(redactor)
-        lib.addFilter(_RefusedKeyFilter())
+        lib.addFilter(_IrrelevantFilter())
     logging.getLogger("uvicorn.access").disabled = True
 
 
@@ -339,15 +339,22 @@ class _TracebackFilter(logging.Filter):
         return True
 
 
-class _RefusedKeyFilter(logging.Filter):
-    """Drop LiteLLM's ERROR for a request cc-gateway's auth refused: its access line says 401 already."""
+class _IrrelevantFilter(logging.Filter):
+    """Drop LiteLLM records that say nothing true about a cc-gateway: its report of our own 401 (the
+    access line says 401 already) and start-up warnings about features serve turns off (the admin
+    UI's sign-in, database team records that custom_auth would skip)."""
+
+    NOT_FOR_US = (
+        "trusted_proxy_ranges is not set",
+        "custom_auth is configured but 'custom_auth_run_common_checks' is not set",
+    )
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Keep every record but LiteLLM's report of our own 401."""
-        return not (
-            str(record.msg).startswith("litellm.proxy.proxy_server.user_api_key_auth()")
-            and ("gateway key:" in record.getMessage())
-        )
+        """Keep every other record."""
+        text = str(record.msg)
+        if text.startswith("litellm.proxy.proxy_server.user_api_key_auth()"):
+            return "gateway key:" not in record.getMessage()
+        return not text.startswith(self.NOT_FOR_US)
 
 
 # --------------------------------------------------------------------------- run

@@ -318,6 +318,7 @@ def test_binds_loopback_by_default_and_shows_one_ready_panel(gw: Gateway) -> Non
     assert "ANTHROPIC_AUTH_TOKEN" in log and "claude-haiku-4-5-20251001" in log
     assert "loading LiteLLM" in log  # progress shown while LiteLLM loads
     assert "other machines" not in log  # no exposure warning on loopback
+    assert "trusted_proxy_ranges" not in log and "custom_auth_run_common_checks" not in log  # not about us
 
 
 def serve(folder: Path, *args: str, timeout: float = 60, env: dict | None = None) -> object:
