@@ -22,10 +22,21 @@ print("HEAVY=" + ",".join(heavy), file=sys.stderr)
 """
 
 
-@pytest.mark.parametrize(
-    "args",
-    [["--help"], ["init", "--help"], ["serve", "--help"], ["--version"], ["presets", "--help"]],
-)
+COMMANDS = [
+    "init",
+    "presets",
+    "serve",
+    "setup-claude",
+    "env",
+    "claude",
+    "add-model",
+    "remove-model",
+    "models",
+    "doctor",
+]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], *[[name, "--help"] for name in COMMANDS]])
 def test_help_imports_no_heavy_module(args: list[str]) -> None:
     result = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
