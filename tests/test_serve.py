@@ -378,6 +378,15 @@ def test_a_config_litellm_rejects_stops_start_up_with_its_reason(demo_folder: Pa
     assert result.stderr.rstrip().endswith("hint: run `cc-gateway doctor`")
 
 
+@pytest.mark.parametrize(
+    ("flags", "words"), [(["--log-level", "loud"], "unknown log level"), (["--port", "70000"], "out of range")]
+)
+def test_bad_flags_are_usage_errors(demo_folder: Path, flags: list[str], words: str) -> None:
+    result = serve(demo_folder, *flags)
+    assert result.returncode == 2
+    assert words in result.stderr and "Traceback" not in result.stderr
+
+
 def test_port_taken_is_a_clear_error_never_another_port(demo_folder: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
