@@ -20,6 +20,7 @@ class RequestInfo:
     model: str = ""
     route: str = ""  # the model_list entry (model group) that served it
     upstream: str = ""  # the deployment's provider/model
+    stream: bool = False  # the client asked for a streamed response
     retry_after: str | None = None
     unavailable: str | None = None
 

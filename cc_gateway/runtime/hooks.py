@@ -134,6 +134,7 @@ class GatewayHooks(CustomLogger):
         info = context.info()
         if info is not None:
             info.model = model
+            info.stream = data.get("stream") is True
         deployments = deployments_for(model)
         _reject_bad_input(model, data, deployments)
         if deployments:

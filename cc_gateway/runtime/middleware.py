@@ -213,32 +213,6 @@ class _StreamGuard:
         return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
 
-def _recording(receive: Receive, state: dict[str, Any]) -> Receive:
-    """Keep a copy of the request body (to tell later whether the client asked for a stream)."""
-    state["request"] = bytearray()
-
-    async def recorded() -> Message:
-        message = await receive()
-        if message["type"] == "http.request":
-            state["request"] += message.get("body", b"")
-        return message
-
-    return recorded
-
-
-_STREAM_TRUE = re.compile(rb'"stream"\s*:\s*true')
-
-
-def _asked_to_stream(body: bytearray | None) -> bool:
-    """Whether a JSON request body has "stream": true at its top level."""
-    if not body or not _STREAM_TRUE.search(body):
-        return False
-    try:
-        return json.loads(body).get("stream") is True
-    except (ValueError, AttributeError):
-        return False
-
-
 def message_events(message: dict[str, Any]) -> bytes:
     """Render a complete Anthropic message as the SSE events a stream of it would have had."""
 
@@ -379,10 +353,8 @@ class GatewayMiddleware:
         status_box: list[int],
     ) -> None:
         """Run LiteLLM's app, reshaping errors and guarding streams on the way out."""
-        state: dict[str, Any] = {"start": None, "buffer": None, "guard": None, "request": None, "to_sse": None}
+        state: dict[str, Any] = {"start": None, "buffer": None, "guard": None, "to_sse": None}
         state["task"] = asyncio.current_task()
-        if anthropic and scope["method"] == "POST":
-            receive = _recording(receive, state)
 
         async def wrapped_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -439,7 +411,7 @@ class GatewayMiddleware:
             state["buffer"] = bytearray()
             state["start"] = {**message, "headers": headers}
             return
-        if status == 200 and anthropic and b"json" in content_type and _asked_to_stream(state["request"]):
+        if status == 200 and anthropic and b"json" in content_type and info.stream:
             # A stream was asked for and a whole message came back (LiteLLM's mock_response does this
             # on /v1/messages): send it as the event stream the client expects.
             state["to_sse"] = bytearray()
