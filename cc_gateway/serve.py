@@ -208,6 +208,9 @@ def per_process_state(gateway: Gateway) -> list[str]:
         if any(k in (entry.get("litellm_params") or {}) for k in limits):
             found.append("the routes' rpm/tpm/max_parallel_requests limits")
             break
+    strategy = str((gateway.config.get("router_settings") or {}).get("routing_strategy") or "")
+    if strategy.startswith("usage-based"):
+        found.append(f"the {strategy} usage counters")
     return found
 
 

@@ -144,3 +144,14 @@ def test_sigterm_before_ready_still_exits_cleanly(tmp_path: Path, upstream: Fake
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_rate_limits_without_redis_stay_in_one_worker(tmp_path: Path, upstream: FakeUpstream, monkeypatch) -> None:
+    """Per-deployment rpm limits are counted per process without Redis: one worker by default."""
+    folder = _openai_folder(tmp_path, upstream)
+    config = folder / "config.yaml"
+    line = "      api_key: os.environ/OPENAI_API_KEY\n"
+    config.write_text(config.read_text().replace(line, line + "      rpm: 60\n", 1))
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    count, reason = serve.choose_workers(load_gateway(folder), None)
+    assert count == 1 and "rpm/tpm" in reason
