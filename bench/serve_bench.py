@@ -161,6 +161,7 @@ class Server:
     port: int
     proc: subprocess.Popen | None = None
     ready_times: list[float] = field(default_factory=list)
+    ready_cpu: list[float] = field(default_factory=list)
     batches: dict[str, list[dict]] = field(default_factory=dict)
     requests: int = 0
     memory: dict[str, float] = field(default_factory=dict)
@@ -332,6 +333,7 @@ def measure_ready(servers: tuple[Server, Server], trials: int, logs: Path) -> No
         last = trial == trials - 1
         for server in servers if trial % 2 == (trials - 1) % 2 else servers[::-1]:
             server.ready_times.append(server.start(logs / f"{server.name}.log"))
+            server.ready_cpu.append(server.cpu_seconds())
             if not last:
                 server.stop()
 
@@ -375,6 +377,8 @@ def print_table(preset: str, gateway: Server, litellm: Server) -> None:
     rows = []
     g_ready, l_ready = statistics.median(gateway.ready_times), statistics.median(litellm.ready_times)
     rows.append(("time to ready (s)", g_ready, l_ready, ratio(g_ready, l_ready)))
+    g_cpu, l_cpu = statistics.median(gateway.ready_cpu), statistics.median(litellm.ready_cpu)
+    rows.append(("CPU to ready (s, process tree)", g_cpu, l_cpu, ratio(g_cpu, l_cpu)))
     for case in CASES:
         g, lt = summarize(gateway, case[0]), summarize(litellm, case[0])
         rows.append((f"{case[0]}: requests/s", g["rps"], lt["rps"], ratio(g["rps"], lt["rps"])))
@@ -387,6 +391,8 @@ def print_table(preset: str, gateway: Server, litellm: Server) -> None:
         rows.append((label, g_mem, l_mem, ratio(g_mem, l_mem)))
     workers = gateway.memory["processes"]
     print(f"\n### {preset} (cc-gateway: {workers} process(es); litellm: {litellm.memory['processes']})\n")
+    shown = [" / ".join(f"{t:.1f}" for t in s.ready_times) for s in (gateway, litellm)]
+    print(f"each start, s: cc-gateway {shown[0]}; litellm {shown[1]}\n")
     print("| measure | cc-gateway | litellm | cc-gateway / litellm |")
     print("|---|---:|---:|---:|")
     for name, g_value, l_value, r in rows:
