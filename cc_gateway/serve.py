@@ -221,6 +221,8 @@ def uses_bridge(gateway: Gateway) -> bool:
 
 def choose_workers(gateway: Gateway, asked: int | None) -> tuple[int, str]:
     """Return the worker count and why (one per CPU, at most 4, unless state must stay in one process)."""
+    if not hasattr(os, "fork"):  # workers are forked: elsewhere, one process serves
+        return 1, "1 worker (this platform cannot fork workers)"
     split = per_process_state(gateway)
     if asked is None:
         if split:

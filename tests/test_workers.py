@@ -124,6 +124,7 @@ def test_pool_without_redis_stays_in_one_worker(tmp_path: Path, monkeypatch) -> 
     assert serve.choose_workers(gateway, 2)[0] == 2
 
 
+@pytest.mark.e2e
 def test_sigterm_before_ready_still_exits_cleanly(tmp_path: Path, upstream: FakeUpstream) -> None:
     """A SIGTERM while the workers are still starting stops everything with exit 0 and no ready panel."""
     folder = _openai_folder(tmp_path, upstream)
