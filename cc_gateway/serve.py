@@ -395,9 +395,10 @@ def build_app(drain: Any, body_limit: int) -> Any:
     # request_timeout=None as `litellm --config` does: a number here would override the config's
     # router_settings.timeout on every request.
     save_worker_config(config=os.environ["CONFIG_FILE_PATH"], drop_params=True, request_timeout=None)
-    from cc_gateway import fastroute
+    from cc_gateway import fastroute, streampath
 
     fastroute.install(app)
+    streampath.install()
     return GatewayMiddleware(app, drain=drain, body_limit=body_limit)
 
 
