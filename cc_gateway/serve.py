@@ -717,7 +717,11 @@ class WorkerServer(GatewayServer):
 
     async def _drain_then_exit(self) -> None:
         await self._drain()
-        os.write(self.status_w, b"i")
+        try:
+            os.write(self.status_w, b"i")
+        except OSError:  # the supervisor is gone (killed): nobody will release us, so stop after our own drain
+            self.should_exit = True
+            return
         deadline = time.monotonic() + self.drain_seconds + 10  # never outlive a lost supervisor for long
         while not self.released.is_set() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)

@@ -87,6 +87,21 @@ def test_two_workers_serve_and_drain_a_stream_on_sigterm(tmp_path: Path, fresh_u
             gateway.process.kill()
 
 
+@pytest.mark.e2e
+def test_workers_exit_when_the_supervisor_is_killed(tmp_path: Path, upstream: FakeUpstream) -> None:
+    """A supervisor killed with SIGKILL (no chance to tell anyone) leaves no worker running."""
+    folder = _openai_folder(tmp_path, upstream)
+    gateway = start_gateway(folder, "--workers", "2", "--drain-seconds", "2", ready_timeout=180)
+    workers = psutil.Process(gateway.process.pid).children()
+    assert len(workers) == 2
+    gateway.process.kill()
+    gateway.process.wait(timeout=10)
+    _gone, alive = psutil.wait_procs(workers, timeout=45)
+    for proc in alive:  # don't leave them behind when the assertion fails
+        proc.kill()
+    assert not alive, f"workers outlived their supervisor: {[p.pid for p in alive]}"
+
+
 def test_port_in_use_is_refused_before_loading_or_forking(tmp_path: Path, upstream: FakeUpstream) -> None:
     """A taken port stops serve with exit 1 and a clear line, before LiteLLM loads or a worker starts."""
     folder = _openai_folder(tmp_path, upstream)
