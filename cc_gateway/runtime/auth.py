@@ -16,14 +16,15 @@ KEY_HEADERS = ("authorization", "x-api-key", "x-litellm-api-key")
 OPEN_ROUTES = ("/health/liveliness", "/health/liveness", "/health/readiness")
 
 
-def _strip_bearer(value: str) -> str:
+def strip_bearer(value: str) -> str:
+    """Return a credential without a leading `Bearer ` (any case)."""
     value = value.strip()
     return value[7:].strip() if value[:7].lower() == "bearer " else value
 
 
 def presented_keys(headers: Any) -> list[str]:
     """Return every credential the client presented, in header order."""
-    return [_strip_bearer(headers[h]) for h in KEY_HEADERS if headers.get(h)]
+    return [strip_bearer(headers[h]) for h in KEY_HEADERS if headers.get(h)]
 
 
 def static_tokens() -> list[str]:

@@ -121,7 +121,7 @@ def client_credential(headers: Mapping[str, str]) -> pool.Credential | None:
     """The client's own Claude credential (Authorization or x-api-key), never a gateway key."""
     gateway = {auth.master_key(), *auth.static_tokens()} - {""}
     for name in ("authorization", "x-api-key"):
-        value = auth._strip_bearer(headers.get(name, ""))
+        value = auth.strip_bearer(headers.get(name, ""))
         if value and value not in gateway:
             return pool.Credential(value)
     return None
