@@ -4,9 +4,11 @@
     .venv/bin/python bench/serve_bench.py --quick    # under a minute, fewer requests
 
 Both servers run the SAME config.yaml (an `openai-backed` gateway folder made by `cc-gateway init`,
-and with `--preset anthropic` an `anthropic` one) from the same venv with the same environment
-(.env exported, local cost map). cc-gateway runs with its default settings; LiteLLM as
-`litellm --config config.yaml --port P --num_workers 1`. The fake upstream (tests/fakeupstream.py)
+and with `--preset anthropic` an `anthropic` one) with the same environment (.env exported, local
+cost map). cc-gateway runs with its default settings; LiteLLM as
+`litellm --config config.yaml --port P --num_workers 1`, from a venv holding LiteLLM as a user
+installs it (`litellm[proxy]` + `prisma`, same versions; made once under .cache/), or with
+`--same-venv` from this venv, which also has what cc-gateway installs for speed. The fake upstream (tests/fakeupstream.py)
 runs as its own process; the load generator is a separate asyncio + httpx process.
 
 Printed as ratios cc-gateway / plain LiteLLM from the same run:
@@ -14,7 +16,8 @@ Printed as ratios cc-gateway / plain LiteLLM from the same run:
 - requests/s, CPU per request (CPU time of the server's process tree / requests) and p50/p99 latency
   at concurrency 1 and 32, for `/v1/messages` not streamed and streamed (latency = time to first byte);
 - resident memory (RSS of the process tree, and PSS, which counts pages shared by forked workers once)
-  after the load (5,000 requests per server in a full run).
+  after the load (5,000 requests per server in a full run);
+- CPU per request as a ratio for every round's pair of batches, and their median.
 The two servers take turns batch by batch (the order flips each round) so that noise from other
 work on the machine hits both alike. Absolute figures vary from run to run; compare the ratios.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.metadata
 import json
 import os
 import signal
@@ -265,7 +269,29 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def servers_for(folder: Path, work: Path, serve_args: list[str]) -> tuple[Server, Server]:
+def plain_litellm(venv: Path | None) -> Path:
+    """The `litellm` command to compare with: from a venv holding LiteLLM as a user installs it.
+
+    That venv gets `litellm[proxy]` and `prisma` at the versions this venv has (the brief's install)
+    plus cc-gateway itself without its dependencies (the config names cc-gateway's hook modules), so
+    it lacks what cc-gateway adds for speed (opentelemetry-sdk, httptools). It is made once and kept.
+    None: this venv's own `litellm`, which has those too (the conservative comparison).
+    """
+    if venv is None:
+        return Path(sys.executable).parent / "litellm"
+    command = venv / "bin" / "litellm"
+    if command.exists():
+        return command
+    versions = {name: importlib.metadata.version(name) for name in ("litellm", "prisma")}
+    print(f"making the plain LiteLLM venv {venv} (once) ...", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, f"litellm[proxy]=={versions['litellm']}", f"prisma=={versions['prisma']}"], check=True)
+    subprocess.run([*pip, "--no-deps", "-e", str(ROOT)], check=True)
+    return command
+
+
+def servers_for(folder: Path, work: Path, serve_args: list[str], litellm_command: Path) -> tuple[Server, Server]:
     """The two servers on the folder's config, each on a free port."""
     env = base_env(work) | read_env_file(folder / ".env")
     bin_dir = Path(sys.executable).parent
@@ -281,7 +307,7 @@ def servers_for(folder: Path, work: Path, serve_args: list[str]) -> tuple[Server
     ]
     litellm = Server("litellm", [], env, folder, free_port())
     litellm.argv = [
-        str(bin_dir / "litellm"),
+        str(litellm_command),
         "--config",
         str(folder / "config.yaml"),
         "--port",
@@ -341,7 +367,7 @@ def measure_ready(servers: tuple[Server, Server], trials: int, logs: Path) -> No
 def bench_preset(preset: str, args: argparse.Namespace, work: Path, upstream: str, gen: LoadGen) -> None:
     """Run every measurement for one preset and print its table."""
     folder = make_folder(work, preset, upstream)
-    servers = servers_for(folder, work, args.serve_arg)
+    servers = servers_for(folder, work, args.serve_arg, args.litellm_command)
     trials = 1 if args.quick else args.ready_trials
     print(f"\n[{preset}] time to ready: {trials} start(s) each ...", file=sys.stderr)
     try:
@@ -397,7 +423,18 @@ def print_table(preset: str, gateway: Server, litellm: Server) -> None:
     print("|---|---:|---:|---:|")
     for name, g_value, l_value, r in rows:
         print(f"| {name} | {g_value:.1f} | {l_value:.1f} | {r} |")
+    print("\nCPU per request, paired by round (each round runs the two servers back to back):\n")
+    for case in CASES:
+        pairs = paired_cpu_ratios(gateway, litellm, case[0])
+        shown = " / ".join(f"{x:.2f}" for x in pairs)
+        print(f"- {case[0]}: {shown} (median {statistics.median(pairs):.2f}x)")
     sys.stdout.flush()
+
+
+def paired_cpu_ratios(gateway: Server, litellm: Server, label: str) -> list[float]:
+    """cc-gateway / litellm CPU per request for each round's pair of batches (slow drift cancels out)."""
+    pairs = zip(gateway.batches[label], litellm.batches[label], strict=True)
+    return [g["cpu_per_request"] / lt["cpu_per_request"] for g, lt in pairs if lt["cpu_per_request"]]
 
 
 def main() -> None:
@@ -410,13 +447,26 @@ def main() -> None:
     parser.add_argument("--serve-arg", action="append", default=[], help="extra `cc-gateway serve` argument")
     parser.add_argument("--chunks", type=int, default=8, help="content chunks per streamed upstream reply")
     parser.add_argument("--memory-after", type=int, default=MEMORY_AFTER, help="requests before measuring memory")
+    parser.add_argument(
+        "--baseline-venv",
+        type=Path,
+        default=ROOT / ".cache" / "bench-plain-litellm",
+        help="venv of the plain LiteLLM to compare with (made on first use)",
+    )
+    parser.add_argument(
+        "--same-venv",
+        action="store_true",
+        help="compare with this venv's litellm (it has cc-gateway's speed-ups installed too)",
+    )
     parser.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loadgen:
         loadgen_main()
         return
+    args.litellm_command = plain_litellm(None if args.same_venv else args.baseline_venv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up below
     print(f"machine: {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f}; python {sys.version.split()[0]}")
+    print(f"plain LiteLLM: {args.litellm_command}")
     with tempfile.TemporaryDirectory(prefix="cc-serve-bench-") as tmp:
         work = Path(tmp)
         port = free_port()
