@@ -1,6 +1,6 @@
 """Compare `cc-gateway serve` with plain `litellm --config` on one config in front of the fake upstream.
 
-    .venv/bin/python bench/serve_bench.py            # full run, about 4-5 minutes
+    .venv/bin/python bench/serve_bench.py            # full run, about 4-6 minutes
     .venv/bin/python bench/serve_bench.py --quick    # under a minute, fewer requests
 
 Both servers run the SAME config.yaml (an `openai-backed` gateway folder made by `cc-gateway init`,
