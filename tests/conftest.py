@@ -9,9 +9,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -34,6 +35,17 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
                  "OPENAI_API_KEY", "LITELLM_MASTER_KEY", "PROXY_STATIC_TOKEN", "CLAUDE_OAUTH_TOKENS"):
         monkeypatch.delenv(name, raising=False)
     return home
+
+
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T], timeout: float, interval: float = 0.05) -> T:
+    """Poll condition until it returns something true or timeout seconds have passed; return its last value."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()) and time.monotonic() < deadline:
+        time.sleep(interval)
+    return value
 
 
 def free_port() -> int:

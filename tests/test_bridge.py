@@ -19,7 +19,7 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import Gateway, cli_env, init_gateway, run_cli, start_gateway
+from conftest import Gateway, cli_env, init_gateway, run_cli, start_gateway, wait_until
 from fakeupstream import FakeUpstream, Fault, Hang, Received, Reply
 
 from cc_gateway.runtime.bridge_checks import BridgeSettings, startup_warnings
@@ -285,9 +285,7 @@ def test_timeout_ends_with_a_clear_error_and_no_orphan_process(
     assert "CC_BRIDGE_TIMEOUT" in str(caught.value)
     assert time.monotonic() - started < 60
     assert during, "the hanging Claude Code process was never seen"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in during):
-        time.sleep(0.2)
+    wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in during), 20, 0.2)
     assert not [p for p in during if Path(f"/proc/{p}").exists() and b"zombie" not in _state(p)]
     assert not [c for c in cli_children(gateway.process.pid).values() if model in c]
 
@@ -305,9 +303,7 @@ def test_a_client_that_disconnects_mid_stream_leaves_no_process(gateway: Gateway
     running = [p for p, c in cli_children(gateway.process.pid).items() if model in c]
     assert running, "the streaming Claude Code process was not seen"
     stream.close()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and [c for c in cli_children(gateway.process.pid).values() if model in c]:
-        time.sleep(0.2)
+    wait_until(lambda: not [c for c in cli_children(gateway.process.pid).values() if model in c], 30, 0.2)
     assert not [c for c in cli_children(gateway.process.pid).values() if model in c]
 
 
@@ -319,20 +315,15 @@ def test_a_warm_spare_answers_the_next_request_and_carries_nothing_over(
     model = f"claude-warm-probe-{uuid.uuid4().hex[:8]}"
     system = {"role": "system", "content": "Answer briefly."}
     client.chat.completions.create(model=model, messages=[system, {"role": "user", "content": "first-warm"}])
-    deadline = time.monotonic() + 60
-    spares: list[int] = []
-    while time.monotonic() < deadline and not spares:
-        spares = [p for p, c in cli_children(gateway.process.pid).items() if model in c]
-        time.sleep(0.2)
+    spares = wait_until(lambda: [p for p, c in cli_children(gateway.process.pid).items() if model in c], 60, 0.2)
     assert len(spares) == 1, "no warm spare was started after the answer"
     time.sleep(3)  # let it finish starting
     second = client.chat.completions.create(model=model, messages=[system, {"role": "user", "content": "second-warm"}])
     assert second.choices[0].message.content == "answer to: second-warm"
     (request,) = main_requests(fresh_upstream, "second-warm")
     assert user_texts(request) == [("user", "second-warm")]  # nothing of the first request
-    gone_by = time.monotonic() + 20  # used once, then closed: it exits right after its answer
-    while time.monotonic() < gone_by and Path(f"/proc/{spares[0]}").exists() and b"zombie" not in _state(spares[0]):
-        time.sleep(0.1)
+    # used once, then closed: it exits right after its answer
+    wait_until(lambda: not Path(f"/proc/{spares[0]}").exists() or b"zombie" in _state(spares[0]), 20, 0.1)
     assert not Path(f"/proc/{spares[0]}").exists() or b"zombie" in _state(spares[0])
 
 

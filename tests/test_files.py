@@ -7,10 +7,10 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 
 from cc_gateway.errors import ConfigError, ConflictError
 from cc_gateway.files import (
@@ -103,11 +103,11 @@ def test_a_writer_killed_mid_write_leaves_the_old_file_whole(tmp_path: Path) -> 
     original = "model_list: []\n"
     target.write_text(original)
     child = subprocess.Popen([sys.executable, "-c", _WRITER, str(target)])
-    deadline = time.monotonic() + 30
-    temp: list[Path] = []
-    while time.monotonic() < deadline and not temp:
-        temp = [p for p in tmp_path.iterdir() if p.name.startswith(".config.yaml.") and p.stat().st_size > 0]
-        time.sleep(0.001)
+    temp = wait_until(
+        lambda: [p for p in tmp_path.iterdir() if p.name.startswith(".config.yaml.") and p.stat().st_size > 0],
+        30,
+        0.001,
+    )
     assert temp, "the writer never started writing its temp file"
     os.kill(child.pid, signal.SIGKILL)
     child.wait(timeout=10)

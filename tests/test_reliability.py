@@ -22,7 +22,7 @@ import httpx
 import openai
 import pytest
 import yaml
-from conftest import ROOT, Gateway, free_port, init_gateway, start_gateway
+from conftest import ROOT, Gateway, free_port, init_gateway, start_gateway, wait_until
 from fakeupstream import FakeUpstream, Fault, Hang, Reply
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -475,9 +475,7 @@ def test_sigterm_with_20_streams_in_flight_lets_all_finish_then_exits_0(upstream
         threads = [threading.Thread(target=stream) for _ in range(20)]
         for thread in threads:
             thread.start()
-        deadline = time.monotonic() + 30
-        while len(sent_models(upstream)) < 20 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: len(sent_models(upstream)) >= 20, 30)
         assert len(sent_models(upstream)) == 20
         gateway.process.send_signal(signal.SIGTERM)
         time.sleep(0.3)

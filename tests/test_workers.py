@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from conftest import cli_env, free_port, init_gateway, run_cli, start_gateway
+from conftest import cli_env, free_port, init_gateway, run_cli, start_gateway, wait_until
 from fakeupstream import Echo, FakeUpstream
 
 from cc_gateway import serve
@@ -63,15 +63,10 @@ def test_two_workers_serve_and_drain_a_stream_on_sigterm(tmp_path: Path, fresh_u
 
         reader = threading.Thread(target=stream)
         reader.start()
-        deadline = time.monotonic() + 30
-        while not any(r.api == "chat" and r.stream for r in fresh_upstream.requests):
-            assert time.monotonic() < deadline, "the stream never reached the upstream"
-            time.sleep(0.05)
+        reached = wait_until(lambda: any(r.api == "chat" and r.stream for r in fresh_upstream.requests), 30)
+        assert reached, "the stream never reached the upstream"
         gateway.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while "2 worker(s) draining" not in gateway.log():
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        assert wait_until(lambda: "2 worker(s) draining" in gateway.log(), 30)
         time.sleep(0.5)  # the idle worker has drained too; it must still answer, not reset the connection
         for _ in range(4):
             refused = httpx.post(f"{gateway.url}/v1/messages", json=BODY, headers=gateway.headers(), timeout=30)
@@ -148,11 +143,12 @@ def test_sigterm_before_ready_still_exits_cleanly(tmp_path: Path, upstream: Fake
         [*argv, "--workers", "2"], env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     try:
-        deadline = time.monotonic() + 120
-        while len(psutil.Process(process.pid).children()) < 2:  # forked: LiteLLM is loaded, start-up running
+
+        def forked() -> bool:  # LiteLLM is loaded, the workers' start-up is running
             assert process.poll() is None, process.stderr.read()
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+            return len(psutil.Process(process.pid).children()) >= 2
+
+        assert wait_until(forked, 120)
         process.send_signal(signal.SIGTERM)
         code, log = process.wait(90), process.stderr.read()
         assert code == 0, log
