@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, Gateway, cli_env, free_port, init_gateway, run_cli, start_gateway, wait_until
-from fakeupstream import Fault, FakeUpstream
+from fakeupstream import FakeUpstream, Fault
 
 pytestmark = [pytest.mark.e2e, pytest.mark.claude]
 
@@ -246,6 +246,12 @@ def tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=10).stdout
 
 
+def _screen_with(session: str, text: str) -> str:
+    """The tmux pane's text when it shows `text`, else ""."""
+    screen = tmux("capture-pane", "-p", "-t", session)
+    return screen if text in screen else ""
+
+
 def test_model_picker_lists_the_gateway_routes(claude: str, custom_gw: Gateway, tmp_path: Path) -> None:
     if shutil.which("tmux") is None:
         pytest.skip("tmux is not installed")
@@ -262,7 +268,7 @@ def test_model_picker_lists_the_gateway_routes(claude: str, custom_gw: Gateway, 
         tmux("send-keys", "-t", session, "/model")
         time.sleep(1)
         tmux("send-keys", "-t", session, "Enter")
-        screen = wait_until(lambda: (s := tmux("capture-pane", "-p", "-t", session)) if "My local 128k" in s else "", 30)
+        screen = wait_until(lambda: _screen_with(session, "My local 128k"), 30)
     finally:
         tmux("kill-session", "-t", session)
     assert "My local 128k" in screen, screen

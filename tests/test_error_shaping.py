@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 from conftest import Gateway, free_port, init_gateway, start_gateway
-from fakeupstream import Fault, FakeUpstream
+from fakeupstream import FakeUpstream, Fault
 
 pytestmark = pytest.mark.e2e
 

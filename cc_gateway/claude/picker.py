@@ -24,6 +24,8 @@ CLAUDE_ALIASES = ("default", "sonnet", "opus", "haiku", "fable", "opusplan", "be
 MIN_WINDOW = 100_000
 #: Claude Code's window for its current models (a route at least this large needs no setting).
 CLIENT_WINDOW = 1_000_000
+#: Marks the picker rows cc-gateway wrote, so a rerun replaces them and keeps the user's own rows.
+OURS = "cc-gateway route"
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ def row(route: PickerRoute, behaves_as: str) -> dict[str, str]:
     """One `/model` row for a route."""
     upstream = route.model.split("/", 1)[-1] if route.model else route.name
     label = route.label or (f"{route.name} ({route.provider_label})" if route.provider_label else route.name)
-    parts = [f"cc-gateway route → {upstream}"]
+    parts = [f"{OURS} → {upstream}"]
     if route.max_input_tokens:
         parts.append(f"{tokens_text(route.max_input_tokens)} context")
     return {"model": route.name, "label": label, "description": " · ".join(parts), "behavesAs": behaves_as}
@@ -111,3 +113,53 @@ def session_window(route: PickerRoute | None) -> int | None:
 def too_small(routes: Iterable[PickerRoute]) -> list[PickerRoute]:
     """Routes whose window is below what Claude Code can be told (it compacts later than they need)."""
     return [r for r in pickable(routes) if r.max_input_tokens and r.max_input_tokens < MIN_WINDOW]
+
+
+def merged(existing: Mapping[str, Any] | None, ours: Mapping[str, Any]) -> dict[str, Any]:
+    """The modelPicker/modelSettings values to write over a settings file's `existing` top level.
+
+    Rows cc-gateway wrote before are replaced; the user's own rows, `replaceBuiltInOptions` and other
+    per-model settings stay. A key that ends up empty is removed (None).
+    """
+    existing = existing or {}
+    old_picker = existing.get("modelPicker") if isinstance(existing.get("modelPicker"), dict) else {}
+    old_rows = [r for r in old_picker.get("options") or [] if isinstance(r, dict)]
+    new_rows = list((ours.get("modelPicker") or {}).get("options") or [])
+    names = {r["model"] for r in new_rows}
+    theirs = [
+        r for r in old_rows if not str(r.get("description", "")).startswith(OURS) and r.get("model") not in names
+    ]
+    result: dict[str, Any] = {}
+    rows = new_rows + theirs
+    if rows:
+        result["modelPicker"] = {**{k: v for k, v in old_picker.items() if k != "options"}, "options": rows}
+    elif "modelPicker" in existing:
+        result["modelPicker"] = None
+    old_settings = existing.get("modelSettings") if isinstance(existing.get("modelSettings"), dict) else {}
+    windows = dict(ours.get("modelSettings") or {})
+    ours_before = {r.get("model") for r in old_rows if str(r.get("description", "")).startswith(OURS)}
+    settings = {}
+    for model, value in old_settings.items():
+        if model in windows or not isinstance(value, dict):
+            continue
+        if model in ours_before and set(value) <= {"autoCompactWindow"}:
+            continue  # a window cc-gateway wrote for a route that is gone
+        settings[model] = value
+    for model, value in windows.items():
+        settings[model] = {**(old_settings.get(model) or {}), **value}
+    if settings:
+        result["modelSettings"] = settings
+    elif "modelSettings" in existing:
+        result["modelSettings"] = None
+    return result
+
+
+def version_tuple(version: str | None) -> tuple[int, ...]:
+    """'2.1.332' -> (2, 1, 332); () when it can't be read."""
+    parts = []
+    for piece in (version or "").split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
