@@ -126,9 +126,7 @@ def merged(existing: Mapping[str, Any] | None, ours: Mapping[str, Any]) -> dict[
     old_rows = [r for r in old_picker.get("options") or [] if isinstance(r, dict)]
     new_rows = list((ours.get("modelPicker") or {}).get("options") or [])
     names = {r["model"] for r in new_rows}
-    theirs = [
-        r for r in old_rows if not str(r.get("description", "")).startswith(OURS) and r.get("model") not in names
-    ]
+    theirs = [r for r in old_rows if not str(r.get("description", "")).startswith(OURS) and r.get("model") not in names]
     result: dict[str, Any] = {}
     rows = new_rows + theirs
     if rows:

@@ -38,7 +38,13 @@ _CONNECT_WORDS = re.compile(
     r"|nodename nor servname|getaddrinfo failed|temporary failure in name resolution|no address associated",
     re.I,
 )
-_CONNECT_CLASSES = {"ConnectError", "ClientConnectorError", "ConnectionRefusedError", "gaierror", "ClientConnectorDNSError"}
+_CONNECT_CLASSES = {
+    "ConnectError",
+    "ClientConnectorError",
+    "ConnectionRefusedError",
+    "gaierror",
+    "ClientConnectorDNSError",
+}
 _TRANSIENT_CLASSES = {"Timeout", "APITimeoutError", "TimeoutError", "ReadTimeout", "RateLimitError"}
 _NUMBERS = [
     re.compile(r"(\d[\d,]*)\s*tokens?\s*>\s*(\d[\d,]*)", re.I),  # Anthropic: 210000 tokens > 200000 maximum
