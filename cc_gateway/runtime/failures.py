@@ -172,7 +172,7 @@ def classify(exc: BaseException, route: Route) -> Failure | None:
             f"{where(route)}: the upstream has no such model or endpoint (404: {text}). Fix the route's model "
             f"or api_base in config.yaml; {DOCTOR}",
         )
-    if "APIConnectionError" in names and is_connect_error(exc):
+    if is_connect_error(exc):  # LiteLLM may wrap it as a 500 "Connection error."
         target = route.api_base or "the upstream"
         return Failure(
             UNREACHABLE_STATUS,
