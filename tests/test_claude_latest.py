@@ -71,9 +71,9 @@ def user_home(tmp_path: Path, name: str = "home") -> Path:
     return home
 
 
-def setup_claude(folder: Path, home: Path, *flags: str) -> None:
-    """`cc-gateway setup-claude` into HOME's user settings."""
-    result = run_cli("setup-claude", "--dir", str(folder), *flags, env=cli_env(home))
+def setup_claude(gateway: Gateway, home: Path, *flags: str) -> None:
+    """`cc-gateway setup-claude` into HOME's user settings (the URL the test gateway listens on)."""
+    result = run_cli("setup-claude", "--dir", str(gateway.folder), "--url", gateway.url, *flags, env=cli_env(home))
     assert result.returncode == 0, result.stderr
 
 
@@ -108,7 +108,7 @@ def test_setup_claude_pins_no_model_and_the_clients_own_ids_reach_anthropic(
     claude: str, anthropic_gw: Gateway, own_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     home = user_home(tmp_path)
-    setup_claude(anthropic_gw.folder, home)
+    setup_claude(anthropic_gw, home)
     env_block = json.loads((home / ".claude" / "settings.json").read_text())["env"]
     assert not [k for k in env_block if "MODEL" in k], env_block  # Claude Code's own choice goes through
     seen = {}
@@ -129,7 +129,7 @@ def test_wrong_upstream_key_ends_claude_in_seconds_naming_the_variable(
     claude: str, anthropic_gw: Gateway, own_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     home = user_home(tmp_path)
-    setup_claude(anthropic_gw.folder, home)
+    setup_claude(anthropic_gw, home)
     own_upstream.reset()
     own_upstream.default = Fault(401, "invalid x-api-key")
     try:
@@ -152,7 +152,7 @@ def test_stopped_upstream_ends_claude_within_30_s_naming_the_url(
     gateway = start_gateway(init_gateway(folder, "anthropic", *flags))
     try:
         home = user_home(tmp_path)
-        setup_claude(folder, home)
+        setup_claude(gateway, home)
         result, seconds = run_claude(claude, home, "hi", timeout=240)
     finally:
         gateway.stop()
@@ -166,7 +166,7 @@ def test_oldest_cli_sends_its_own_default_id_and_fails_fast(
     claude_old: str, anthropic_gw: Gateway, own_upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     home = user_home(tmp_path)
-    setup_claude(anthropic_gw.folder, home)
+    setup_claude(anthropic_gw, home)
     own_upstream.reset()
     result, _ = run_claude(claude_old, home, "hi")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -191,7 +191,7 @@ def test_openai_backed_routes_each_family_of_todays_ids(
     gateway = start_gateway(init_gateway(tmp_path / "gw", "openai-backed", *flags))
     try:
         home = user_home(tmp_path)
-        setup_claude(gateway.folder, home)
+        setup_claude(gateway, home)
         seen = {}
         for flag in ("opus", "haiku", "fable", "sonnet"):
             own_upstream.reset()
@@ -230,7 +230,7 @@ def custom_gw(tmp_path_factory: pytest.TempPathFactory, own_upstream: FakeUpstre
 
 def test_a_128k_route_is_known_to_claude_code(claude: str, custom_gw: Gateway, tmp_path: Path) -> None:
     home = user_home(tmp_path)
-    setup_claude(custom_gw.folder, home)
+    setup_claude(custom_gw, home)
     settings = json.loads((home / ".claude" / "settings.json").read_text())
     assert settings["modelSettings"]["mylocal"] == {"autoCompactWindow": 128000}
     debug = tmp_path / "debug.txt"
@@ -259,7 +259,7 @@ def test_model_picker_lists_the_gateway_routes(claude: str, custom_gw: Gateway, 
     state = json.loads((home / ".claude.json").read_text())
     state["projects"] = {str(home): {"hasTrustDialogAccepted": True}}
     (home / ".claude.json").write_text(json.dumps(state))
-    setup_claude(custom_gw.folder, home)
+    setup_claude(custom_gw, home)
     session = f"cc13-{os.getpid()}"
     command = f"cd {home} && env -i PATH=/usr/bin:/bin HOME={home} TERM=xterm-256color DISABLE_AUTOUPDATER=1 {claude}"
     tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "50", command)

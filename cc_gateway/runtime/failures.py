@@ -46,6 +46,12 @@ _CONNECT_CLASSES = {
     "ClientConnectorDNSError",
 }
 _TRANSIENT_CLASSES = {"Timeout", "APITimeoutError", "TimeoutError", "ReadTimeout", "RateLimitError"}
+#: Phrases Claude Code replaces with its own text wherever they appear in an error ("Not logged in ·
+#: Please run /login", "Credit balance is too low"), hiding the route and the fix: reworded in ours.
+_TRIGGERS = [
+    (re.compile(r"x-api-key", re.I), "api-key header"),
+    (re.compile(r"credit balance is too low", re.I), "credit balance too low"),
+]
 _NUMBERS = [
     re.compile(r"(\d[\d,]*)\s*tokens?\s*>\s*(\d[\d,]*)", re.I),  # Anthropic: 210000 tokens > 200000 maximum
     re.compile(r"maximum context length is (\d[\d,]*).{0,80}?(?:resulted in|requested|have) (\d[\d,]*)", re.I | re.S),
@@ -106,6 +112,8 @@ def upstream_text(exc: BaseException) -> str:
     if match:
         text = match.group(1).encode().decode("unicode_escape", "replace")
     text = text.split("Received Model Group=")[0].split("\nTraceback")[0]
+    for pattern, words in _TRIGGERS:
+        text = pattern.sub(words, text)
     return " ".join(text.split())[:300].rstrip(" .")
 
 
