@@ -22,8 +22,8 @@ import pytest
 from conftest import Gateway, cli_env, init_gateway, run_cli, start_gateway, wait_until
 from fakeupstream import FakeUpstream, Fault, Hang, Received, Reply
 
-from cc_gateway.runtime.bridge_checks import BridgeSettings, startup_warnings
-from cc_gateway.runtime.bridge_messages import MessageError, translate
+from cc_gateway.runtime.bridge.checks import BridgeSettings, startup_warnings
+from cc_gateway.runtime.bridge.messages import MessageError, translate
 
 API_KEY = "sk-ant-api03-" + "b" * 80
 OAUTH_TOKEN = "sk-ant-oat01-" + "c" * 80
@@ -441,7 +441,7 @@ def test_translate_refuses_what_the_bridge_cannot_answer(messages: list[dict[str
 
 
 def test_a_claude_login_is_used_without_its_refresh_token(tmp_path: Path) -> None:
-    from cc_gateway.runtime.bridge_process import _cli_env
+    from cc_gateway.runtime.bridge.process import _cli_env
 
     login = tmp_path / "user" / ".claude" / ".credentials.json"
     login.parent.mkdir(parents=True)

@@ -197,7 +197,7 @@ def test_count_tokens(gw: Gateway, up: FakeUpstream, ant: anthropic.Anthropic) -
 
 
 def test_models_lists_the_routes(gw: Gateway, up: FakeUpstream) -> None:
-    from cc_gateway.gateway import load_gateway
+    from cc_gateway.gateway.folder import load_gateway
 
     config = load_gateway(gw.folder)
     response = httpx.get(gw.url + "/v1/models", headers=gw.headers(), timeout=30)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cc_gateway import settings
-from cc_gateway.errors import ConfigError, GatewayError
+from cc_gateway.claude import settings
+from cc_gateway.core.errors import ConfigError, GatewayError
 
 ENV = {"ANTHROPIC_BASE_URL": "http://127.0.0.1:4000", "ANTHROPIC_AUTH_TOKEN": "sk-gw"}
 

@@ -13,7 +13,7 @@ _EXPORTS = {
     "auth": ("cc_gateway.runtime.auth", "user_api_key_auth"),
     "hooks": ("cc_gateway.runtime.hooks", "handler"),
     "bridge": ("cc_gateway.runtime.bridge", "provider"),
-    "multi_provider": ("cc_gateway.runtime.hygiene", "handler"),
+    "multi_provider": ("cc_gateway.runtime.multi_provider.hygiene", "handler"),
 }
 
 

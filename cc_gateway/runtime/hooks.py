@@ -57,7 +57,7 @@ def _configured_key_variables() -> dict[tuple[str, str], str]:
     if not path:
         return {}
     try:
-        from cc_gateway.files import load_yaml
+        from cc_gateway.core.files import load_yaml
 
         entries = (load_yaml(Path(path)) or {}).get("model_list") or []
     except Exception:  # the proxy already loaded this file; never fail a request over it

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cc_gateway.core.envfile import is_placeholder
 from cc_gateway.doctor import (
     FAIL,
     FILES,
@@ -29,10 +30,9 @@ from cc_gateway.doctor import (
     result,
     split_list,
 )
-from cc_gateway.doctor_routes import CHAT_FLAG, would_use_responses_api
-from cc_gateway.envfile import is_placeholder
-from cc_gateway.gateway import Gateway, env_ref
-from cc_gateway.providers import load_providers, provider_for_variable
+from cc_gateway.doctor.routes import CHAT_FLAG, would_use_responses_api
+from cc_gateway.gateway.folder import Gateway, env_ref
+from cc_gateway.gateway.providers import load_providers, provider_for_variable
 
 KNOWN_SECTIONS = {
     "model_list",
@@ -72,7 +72,7 @@ def check_config(ctx: Context) -> CheckResult:
     problems = config_problems(gw.config)
     if not problems:
         return result(FILES, "config.yaml", OK, f"{gw.config_path}: {len(gw.routes)} routes, valid LiteLLM config")
-    from cc_gateway.yamledit import Doc
+    from cc_gateway.core.yamledit import Doc
 
     doc = Doc(gw.config_path.read_text(encoding="utf-8"), gw.config_path)
     _, where, message, hint = problems[0]

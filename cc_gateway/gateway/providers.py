@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from cc_gateway.files import parse_yaml
+from cc_gateway.core.files import parse_yaml
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cc_gateway.envfile import is_placeholder, load_env_file
-from cc_gateway.errors import UsageError
-from cc_gateway.files import FileSpec, Plan, ensure_writable_dir, plan_files
-from cc_gateway.presets import Preset
-from cc_gateway.providers import load_providers
-from cc_gateway.render import ENV, Answers, render
+from cc_gateway.core.envfile import is_placeholder, load_env_file
+from cc_gateway.core.errors import UsageError
+from cc_gateway.core.files import FileSpec, Plan, ensure_writable_dir, plan_files
+from cc_gateway.gateway.presets import Preset
+from cc_gateway.gateway.providers import load_providers
+from cc_gateway.gateway.render import ENV, Answers, render
 
 DEFAULT_PORT = 4000
 

@@ -7,8 +7,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from cc_gateway.errors import ConfigError, located
-from cc_gateway.files import read_text
+from cc_gateway.core.errors import ConfigError, located
+from cc_gateway.core.files import read_text
 
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 

@@ -24,7 +24,8 @@ from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
-from cc_gateway.runtime import auth, context, pool
+from cc_gateway.runtime import auth, context
+from cc_gateway.runtime.multi_provider import pool
 
 log = logging.getLogger("cc_gateway.hygiene")
 
@@ -57,7 +58,7 @@ _served = _Served()
 
 
 def _thinking_catalogue() -> dict[str, bool]:
-    from cc_gateway.providers import load_providers
+    from cc_gateway.gateway.providers import load_providers
 
     return {name: p.thinking for name, p in load_providers().items()}
 
@@ -322,7 +323,7 @@ class ProviderHygiene(CustomLogger):
         """Refuse a request early: an unknown token mode, or passthrough without a Claude credential."""
         from fastapi import HTTPException
 
-        from cc_gateway.errors import ConfigError
+        from cc_gateway.core.errors import ConfigError
         from cc_gateway.runtime.hooks import deployments_for
 
         headers = raw_headers(data)

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cc_gateway.errors import ConfigError
+from cc_gateway.core.errors import ConfigError
 
 log = logging.getLogger("cc_gateway.pool")
 

@@ -1,6 +1,6 @@
 """doctor's Claude Code checks: the CLI, its settings layers, shell variables, models, onboarding, timeout.
 
-Settings precedence is `cc_gateway.claude_code`'s (managed > local > project > user, and a settings
+Settings precedence is `cc_gateway.claude.versions`'s (managed > local > project > user, and a settings
 file's env block beats the shell); this module only reads its answers.
 """
 
@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from cc_gateway import claude_code
+from cc_gateway.claude import versions as claude_code
 from cc_gateway.doctor import CLAUDE, FAIL, OK, SKIP, WARN, CheckResult, Context, Entry, result
 
 if TYPE_CHECKING:

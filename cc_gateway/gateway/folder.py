@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cc_gateway.envfile import layered, load_env_file
-from cc_gateway.errors import ConfigError, GatewayError
-from cc_gateway.files import load_yaml
-from cc_gateway.render import CONFIG, ENV
+from cc_gateway.core.envfile import layered, load_env_file
+from cc_gateway.core.errors import ConfigError, GatewayError
+from cc_gateway.core.files import load_yaml
+from cc_gateway.gateway.render import CONFIG, ENV
 
 ENV_REF = re.compile(r"^os\.environ/([A-Za-z_][A-Za-z0-9_]*)$")
 #: litellm_params fields that hold a route's credential (bedrock and vertex name theirs differently).

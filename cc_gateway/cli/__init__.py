@@ -13,12 +13,12 @@ import typer
 from typer.core import TyperGroup
 
 from cc_gateway import __version__
-from cc_gateway.errors import ExitCode, GatewayError, UsageError
+from cc_gateway.core.errors import ExitCode, GatewayError, UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from cc_gateway.files import Plan
+    from cc_gateway.core.files import Plan
 
 
 class _Group(TyperGroup):
@@ -147,7 +147,7 @@ def _root(
 @app.command("presets")
 def presets_list() -> None:
     """List the presets, one line each."""
-    from cc_gateway.presets import load_preset, preset_names
+    from cc_gateway.gateway.presets import load_preset, preset_names
 
     for name in preset_names():
         out().print(f"{name:<16} {load_preset(name).description}")
@@ -175,9 +175,9 @@ def init(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and diffs; write nothing.")] = False,
 ) -> None:
     """Render config.yaml, .env, docker-compose.yml and hook modules from a preset."""
-    from cc_gateway import scaffold
-    from cc_gateway.files import apply_plan
-    from cc_gateway.presets import load_preset
+    from cc_gateway.core.files import apply_plan
+    from cc_gateway.gateway import scaffold
+    from cc_gateway.gateway.presets import load_preset
 
     keys = _pairs(key, "--key", allow_bare=True)
     if not yes and sys.stdin.isatty() and sys.stdout.isatty():
@@ -208,8 +208,8 @@ def _wizard(
     """Ask what the flags did not say (questionary; Ctrl-C exits 130 with nothing written)."""
     import questionary
 
-    from cc_gateway.presets import load_preset, preset_names
-    from cc_gateway.scaffold import check_port
+    from cc_gateway.gateway.presets import load_preset, preset_names
+    from cc_gateway.gateway.scaffold import check_port
 
     if preset is None:
         choices = [questionary.Choice(f"{n:<15} {load_preset(n).description}", value=n) for n in preset_names()]
@@ -346,7 +346,7 @@ def add_model(
     force: Annotated[bool, typer.Option("--force", help="Re-point an --alias that already exists.")] = False,
 ) -> None:
     """Add a route to config.yaml (comments and layout kept) and its variables to .env."""
-    from cc_gateway import routes
+    from cc_gateway.gateway import route_edit as routes
 
     name, provider, model, api_base = _route_wizard(name, provider, model, api_base)
     request = routes.NewRoute(
@@ -362,7 +362,7 @@ def _route_wizard(
     name: str | None, provider: str | None, model: str | None, api_base: str | None
 ) -> tuple[str, str, str, str | None]:
     """Ask for what add-model's flags left out (TTY only; otherwise one usage line)."""
-    from cc_gateway.providers import load_providers
+    from cc_gateway.gateway.providers import load_providers
 
     catalogue = load_providers()
     needs_base = provider in catalogue and catalogue[provider].needs_base and api_base is None
@@ -393,7 +393,7 @@ def _route_wizard(
 
 def _finish_edit(edit: Any, dry_run: bool) -> None:
     """Say what an edit does, show the diff on --dry-run, else apply it."""
-    from cc_gateway.routes import apply_edit
+    from cc_gateway.gateway.route_edit import apply_edit
 
     for note in edit.notes:
         err().print(f"  {note}", markup=False)
@@ -412,7 +412,7 @@ def remove_model(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the diff; write nothing.")] = False,
 ) -> None:
     """Remove a route with its aliases and fallback references (.env is left alone)."""
-    from cc_gateway import routes
+    from cc_gateway.gateway import route_edit as routes
 
     edit = routes.plan_remove(folder, name)
     _finish_edit(edit, dry_run)
@@ -428,7 +428,7 @@ def models(
     """List routes, aliases, fallbacks and each route's key variable (set or not; never its value)."""
     import json
 
-    from cc_gateway import routes
+    from cc_gateway.gateway import route_edit as routes
 
     info = routes.describe(folder)
     if as_json:
@@ -472,9 +472,9 @@ _SubagentOpt = Annotated[str | None, typer.Option("--subagent-model", help="CLAU
 
 def _client_env(folder: Path | None, url: str | None, endpoint: str, models: list[str | None]) -> Any:
     """Read the gateway and compute Claude Code's variables; `models` are the main/sonnet/opus/haiku/subagent flags."""
-    from cc_gateway import setup_claude
-    from cc_gateway.gateway import load_gateway
-    from cc_gateway.presets import load_preset
+    from cc_gateway.claude import setup as setup_claude
+    from cc_gateway.gateway.folder import load_gateway
+    from cc_gateway.gateway.presets import load_preset
 
     gateway = load_gateway(folder)
     try:
@@ -511,8 +511,9 @@ def setup_claude_cmd(
     force: Annotated[bool, typer.Option("--force", help="With --undo: restore even if edited since.")] = False,
 ) -> None:
     """Write Claude Code's settings (env block) so that it uses this gateway; --undo puts them back."""
-    from cc_gateway import paths, setup_claude
-    from cc_gateway.claude_code import SCOPES
+    from cc_gateway.claude import setup as setup_claude
+    from cc_gateway.claude.versions import SCOPES
+    from cc_gateway.core import paths
 
     if scope not in SCOPES:
         raise UsageError(f"--scope {scope!r}: expected one of {', '.join(SCOPES)}")
@@ -554,7 +555,8 @@ def _show_claude_plan(plan: Any, client: Any) -> None:
 
 def _undo_claude(scope: str, cwd: Path, home: Path, force: bool) -> None:
     """Restore what setup-claude changed for a scope."""
-    from cc_gateway import paths, setup_claude
+    from cc_gateway.claude import setup as setup_claude
+    from cc_gateway.core import paths
 
     done = setup_claude.undo(scope, cwd, home, paths.home(), force=force)
     for path, outcome in done:
@@ -579,7 +581,8 @@ def env_cmd(
     subagent_model: _SubagentOpt = None,
 ) -> None:
     """Print Claude Code's variables for this gateway as lines to eval (e.g. eval "$(cc-gateway env)")."""
-    from cc_gateway import claude_code, paths
+    from cc_gateway.claude import versions as claude_code
+    from cc_gateway.core import paths
 
     if shell not in _SHELLS:
         raise UsageError(f"--shell {shell!r}: expected one of {', '.join(_SHELLS)}")
@@ -613,7 +616,9 @@ def claude_cmd(
     """Start Claude Code on this gateway for one session (writes no file); extra ARGS go to claude."""
     import json
 
-    from cc_gateway import claude_code, paths, setup_claude
+    from cc_gateway.claude import setup as setup_claude
+    from cc_gateway.claude import versions as claude_code
+    from cc_gateway.core import paths
 
     client = _client_env(folder, url, endpoint, [])
     binary = claude_code.find_claude()
@@ -650,7 +655,8 @@ def doctor_cmd(
     """Check the gateway folder, the running gateway, its routes and Claude Code; say how to fix what fails."""
     import json
 
-    from cc_gateway import doctor, paths
+    from cc_gateway import doctor
+    from cc_gateway.core import paths
 
     options = doctor.DoctorOptions(
         folder=folder, url=url, routes=tuple(route), network=not no_network, home=paths.user_home()

@@ -26,8 +26,8 @@ from typing import Any
 
 from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient
 
-from cc_gateway.runtime.bridge_checks import LOGIN, BridgeSettings
-from cc_gateway.runtime.bridge_messages import Conversation, transcript
+from cc_gateway.runtime.bridge.checks import LOGIN, BridgeSettings
+from cc_gateway.runtime.bridge.messages import Conversation, transcript
 
 log = logging.getLogger("cc_gateway.bridge")
 _SECRETISH = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL")

@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from cc_gateway.errors import ConfigError, ConflictError, GatewayError, located
+from cc_gateway.core.errors import ConfigError, ConflictError, GatewayError, located
 
 SECRET_MODE = 0o600
 

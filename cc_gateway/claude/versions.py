@@ -25,7 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from cc_gateway.errors import GatewayError, located
+from cc_gateway.core.errors import GatewayError, located
 
 SCOPES = ("user", "project", "local")
 
@@ -98,7 +98,7 @@ def managed_paths(folder: Path | None = None) -> list[Path]:
 
 def read_layer(scope: str, path: Path) -> Layer:
     """Read one settings file the way Claude Code would; never raises for a bad file (see `problem`)."""
-    from cc_gateway.settings import parse
+    from cc_gateway.claude.settings import parse
 
     if not path.is_file():
         return Layer(scope, path, exists=False)
@@ -177,7 +177,7 @@ def known_models() -> dict[str, Any]:
     """Return cc_gateway/data/claude_code.yaml: the model ids the pinned Claude Code requests by default."""
     from importlib.resources import files
 
-    from cc_gateway.files import parse_yaml
+    from cc_gateway.core.files import parse_yaml
 
     resource = files("cc_gateway") / "data" / "claude_code.yaml"
     return parse_yaml(resource.read_text(encoding="utf-8"), "cc_gateway/data/claude_code.yaml")

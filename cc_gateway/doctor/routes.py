@@ -25,7 +25,7 @@ from cc_gateway.doctor import (
     result,
     split_list,
 )
-from cc_gateway.gateway import Gateway, RouteInfo
+from cc_gateway.gateway.folder import Gateway, RouteInfo
 
 CHAT_FLAG = "use_chat_completions_url_for_anthropic_messages"
 SHORT_CLAUDE_IDS = ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-5", "claude-opus-4-1")
@@ -65,7 +65,7 @@ def probe_model(gw: Gateway, route: RouteInfo) -> str | None:
     """A concrete model id the gateway resolves to this route (wildcard routes need one)."""
     if "*" not in route.name:
         return route.name
-    from cc_gateway.claude_code import default_model_ids
+    from cc_gateway.claude.versions import default_model_ids
 
     ids = [*default_model_ids().values(), *SHORT_CLAUDE_IDS]
     prefix = route.name.split("*", 1)[0]

@@ -6,8 +6,8 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from cc_gateway.errors import ConfigError
-from cc_gateway.presets import Preset, Route
+from cc_gateway.core.errors import ConfigError
+from cc_gateway.gateway.presets import Preset, Route
 
 CONFIG = "config.yaml"
 ENV = ".env"

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cc_gateway.envfile import is_placeholder, layered, parse_env
-from cc_gateway.errors import ConfigError, ConflictError, UsageError, located
-from cc_gateway.files import (
+from cc_gateway.core.envfile import is_placeholder, layered, parse_env
+from cc_gateway.core.errors import ConfigError, ConflictError, UsageError, located
+from cc_gateway.core.files import (
     Action,
     Change,
     FileSpec,
@@ -28,10 +28,10 @@ from cc_gateway.files import (
     parse_yaml,
     read_text,
 )
-from cc_gateway.gateway import KEY_PARAMS, env_ref, locate_config
-from cc_gateway.providers import Provider, load_providers
-from cc_gateway.render import ENV
-from cc_gateway.yamledit import Doc, KeyPath, verify
+from cc_gateway.core.yamledit import Doc, KeyPath, verify
+from cc_gateway.gateway.folder import KEY_PARAMS, env_ref, locate_config
+from cc_gateway.gateway.providers import Provider, load_providers
+from cc_gateway.gateway.render import ENV
 
 CHAT_FLAG = "use_chat_completions_url_for_anthropic_messages"
 FALLBACK_KEYS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
@@ -445,7 +445,7 @@ def _all_vars(node: Any) -> set[str]:
 
 def describe(folder: Path | None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Describe routes, aliases and fallbacks; key variables say whether they are set, never the value."""
-    from cc_gateway.envfile import load_env_file
+    from cc_gateway.core.envfile import load_env_file
 
     config = _load(folder)
     env = layered(load_env_file(config.path.parent / ENV), environ)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cc_gateway.errors import ConfigError, GatewayError, located
+from cc_gateway.core.errors import ConfigError, GatewayError, located
 
 _WS = re.compile(r"[ \t\r\n]*")
 _STRING = re.compile(r'"(?:[^"\\\x00-\x1f]|\\.)*"', re.S)
@@ -351,7 +351,7 @@ def write_with_snapshot(state_dir: Path, target: Path, new: str, *, private: boo
     A file cc-gateway creates gets mode 0600 when `private` (it holds a key). Returns the snapshot's
     path when this call created it (the first change), else None.
     """
-    from cc_gateway.files import SECRET_MODE, atomic_write
+    from cc_gateway.core.files import SECRET_MODE, atomic_write
 
     real = resolved(target)
     snap = load_snapshot(state_dir, target)
@@ -385,7 +385,7 @@ def restore(state_dir: Path, target: Path, *, force: bool = False) -> str:
     Raises:
         GatewayError: the file changed since cc-gateway wrote it (unless `force`).
     """
-    from cc_gateway.files import atomic_write
+    from cc_gateway.core.files import atomic_write
 
     snap = load_snapshot(state_dir, target)
     if snap is None:
@@ -427,7 +427,7 @@ def changed_since_written(state_dir: Path, target: Path) -> bool:
 
 def read_settings(path: Path) -> tuple[str | None, Document | None]:
     """Read a settings file: (text, parsed) or (None, None) when it does not exist."""
-    from cc_gateway.files import read_text
+    from cc_gateway.core.files import read_text
 
     if not path.exists():
         return None, None

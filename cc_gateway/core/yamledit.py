@@ -14,7 +14,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from cc_gateway.errors import ConfigError, located
+from cc_gateway.core.errors import ConfigError, located
 
 Key = str | int
 KeyPath = tuple[Key, ...]
@@ -211,7 +211,7 @@ def plain(node: Any) -> Any:
 
 def verify(old_text: str, new_text: str, expected: Any, path: Path | str) -> None:
     """Check that the edited text parses to `expected` (as LiteLLM's PyYAML reads it)."""
-    from cc_gateway.files import parse_yaml
+    from cc_gateway.core.files import parse_yaml
 
     try:
         actual = parse_yaml(new_text, path)

@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cc_gateway import claude_code, settings
-from cc_gateway.errors import ConfigError, GatewayError, UsageError, located
-from cc_gateway.gateway import Gateway
+from cc_gateway.claude import settings
+from cc_gateway.claude import versions as claude_code
+from cc_gateway.core.errors import ConfigError, GatewayError, UsageError, located
+from cc_gateway.gateway.folder import Gateway
 
 ONE_M = re.compile(r"\[1m\]$", re.I)
 ROLE_VARS = {

@@ -8,10 +8,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from cc_gateway import paths
-from cc_gateway.errors import ConfigError, UsageError
-from cc_gateway.files import parse_yaml
-from cc_gateway.providers import Provider, load_providers
+from cc_gateway.core import paths
+from cc_gateway.core.errors import ConfigError, UsageError
+from cc_gateway.core.files import parse_yaml
+from cc_gateway.gateway.providers import Provider, load_providers
 
 _VARIABLE_KINDS = {
     "key",

@@ -32,9 +32,9 @@ from claude_agent_sdk.types import AssistantMessage, ResultMessage, StreamEvent,
 from litellm.llms.custom_llm import CustomLLM
 from litellm.types.utils import Choices, GenericStreamingChunk, Message, ModelResponse, Usage
 
-from cc_gateway.runtime.bridge_checks import LOGIN, NO_CREDENTIAL, BridgeSettings
-from cc_gateway.runtime.bridge_messages import MessageError, translate
-from cc_gateway.runtime.bridge_process import CliProcess, Launch, sweep_stale_folders
+from cc_gateway.runtime.bridge.checks import LOGIN, NO_CREDENTIAL, BridgeSettings
+from cc_gateway.runtime.bridge.messages import MessageError, translate
+from cc_gateway.runtime.bridge.process import CliProcess, Launch, sweep_stale_folders
 
 log = logging.getLogger("cc_gateway.bridge")
 PROVIDER = "claude-agent"

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cc_gateway.errors import GatewayError, UsageError
-from cc_gateway.gateway import Gateway, RouteInfo, load_gateway
+from cc_gateway.core.errors import GatewayError, UsageError
+from cc_gateway.gateway.folder import Gateway, RouteInfo, load_gateway
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 FILES = "Files"
@@ -468,7 +468,9 @@ def run_checks(options: DoctorOptions) -> Report:
 
     Two waves: everything at once, then the checks that compare against the route latencies.
     """
-    from cc_gateway import doctor_claude, doctor_files, doctor_routes
+    from cc_gateway.doctor import claude as doctor_claude
+    from cc_gateway.doctor import files as doctor_files
+    from cc_gateway.doctor import routes as doctor_routes
 
     start = time.perf_counter()
     ctx = Context(options)

@@ -25,9 +25,9 @@ from typing import Any
 
 import uvicorn
 
-from cc_gateway.envfile import apply_to_environ, is_placeholder
-from cc_gateway.errors import ConfigError, GatewayError, PortInUse, UsageError
-from cc_gateway.gateway import Gateway, load_gateway
+from cc_gateway.core.envfile import apply_to_environ, is_placeholder
+from cc_gateway.core.errors import ConfigError, GatewayError, PortInUse, UsageError
+from cc_gateway.gateway.folder import Gateway, load_gateway
 
 WEAK_KEYS = {"sk-1234", "sk-12345", "sk-123456", "sk-test", "sk-admin", "sk-password"}
 DEFAULT_BODY_LIMIT = 32 << 20
@@ -111,7 +111,7 @@ def preflight(options: ServeOptions) -> Preflight:
 
 def _runtime_warnings(gateway: Gateway) -> list[str]:
     """Start-up warnings from the runtime pieces a config uses (the oauth-bridge's terms notice)."""
-    from cc_gateway.runtime.bridge_checks import startup_warnings
+    from cc_gateway.runtime.bridge.checks import startup_warnings
 
     return startup_warnings(gateway.config, gateway.env)
 
@@ -175,7 +175,7 @@ def _check_pool(result: Preflight) -> None:
     """Validate the Claude credential pool's variables (multi-provider); see runtime/pool.py."""
     if not any(r.model_info.get("cc_gateway_credential_pool") for r in result.gateway.routes):
         return
-    from cc_gateway.runtime.pool import validate_environment
+    from cc_gateway.runtime.multi_provider.pool import validate_environment
 
     try:
         result.warnings += validate_environment(os.environ)
@@ -390,12 +390,12 @@ def build_app(drain: Any, body_limit: int) -> Any:
     """Import LiteLLM's proxy app (slow: ~5 s) and wrap it in cc-gateway's middleware."""
     from litellm.proxy.proxy_server import app, save_worker_config
 
-    from cc_gateway.runtime.middleware import GatewayMiddleware
+    from cc_gateway.serve.middleware import GatewayMiddleware
 
     # request_timeout=None as `litellm --config` does: a number here would override the config's
     # router_settings.timeout on every request.
     save_worker_config(config=os.environ["CONFIG_FILE_PATH"], drop_params=True, request_timeout=None)
-    from cc_gateway import fastroute, streampath
+    from cc_gateway.serve.litellm import fastroute, streampath
 
     fastroute.install(app)
     streampath.install()
@@ -436,7 +436,7 @@ def run(pre: Preflight, *, progress: Callable[[str], None], on_ready: Callable[[
     configure_logging(pre.options.log_level, dict(os.environ))
     _quiet_environment(pre.gateway.config_path)
     progress("loading LiteLLM")
-    from cc_gateway.runtime.middleware import DrainState
+    from cc_gateway.serve.middleware import DrainState
 
     drain = DrainState()
     # LiteLLM's proxy leaves ~900k objects behind at import; collecting while they are created
