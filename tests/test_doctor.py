@@ -17,6 +17,7 @@ from conftest import Gateway, claude_bin, cli_env, free_port, init_gateway, read
 from fakeupstream import FakeUpstream, Fault
 
 from cc_gateway import doctor
+from cc_gateway.doctor import gateway as doctor_gateway
 from cc_gateway.gateway.folder import load_gateway
 
 PROVIDER_KEY = "sk-ant-api03-" + "Zq7Wx3Kp" * 6
@@ -306,7 +307,7 @@ def test_upstream_without_responses_api(broken: tuple[Gateway, Path], fresh_upst
 
 @pytest.mark.e2e
 def test_subscription_tokens_beyond_loopback(broken: tuple[Gateway, Path]) -> None:
-    addresses = doctor._local_addresses()
+    addresses = doctor_gateway._local_addresses()
     if not addresses:
         pytest.skip("this machine has no non-loopback address")
     gateway, home = broken

@@ -365,6 +365,15 @@ def test_a_stream_cut_halfway_ends_in_an_error(gw: Gateway, up: FakeUpstream, pa
     assert '"error"' in data[-1], response.text
 
 
+def test_debug_log_says_each_patch_engaged(gw: Gateway) -> None:
+    """`serve --log-level debug` reports the state of every LiteLLM patch (serve/litellm/PATCHES)."""
+    from cc_gateway.serve.litellm import PATCHES
+
+    log = gw.log()
+    for patch in PATCHES:
+        assert f"patch {patch.name}: engaged" in log
+
+
 def test_no_key_in_the_debug_log(gw: Gateway) -> None:
     """Runs last for each preset: everything above went through this gateway at --log-level debug."""
     log = gw.log()

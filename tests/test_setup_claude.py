@@ -15,7 +15,8 @@ from conftest import claude_bin, cli_env, free_port, init_gateway, read_env, run
 from typer.testing import CliRunner
 
 from cc_gateway.claude import versions as claude_code
-from cc_gateway.cli import _export_line, app
+from cc_gateway.cli import app
+from cc_gateway.cli.claude import _export_line
 from cc_gateway.gateway.folder import load_gateway
 from cc_gateway.gateway.presets import preset_names
 

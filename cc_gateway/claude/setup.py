@@ -12,10 +12,10 @@ from pathlib import Path
 
 from cc_gateway.claude import settings
 from cc_gateway.claude import versions as claude_code
+from cc_gateway.core import jsonedit
 from cc_gateway.core.errors import ConfigError, GatewayError, UsageError, located
 from cc_gateway.gateway.folder import Gateway
 
-ONE_M = re.compile(r"\[1m\]$", re.I)
 ROLE_VARS = {
     "main": "ANTHROPIC_MODEL",
     "sonnet": "ANTHROPIC_DEFAULT_SONNET_MODEL",
@@ -113,7 +113,7 @@ def route_names(gateway: Gateway) -> list[str]:
 
 def check_model(gateway: Gateway, model: str, flag: str) -> str:
     """Refuse a model the gateway does not route; `NAME[1m]` is checked as NAME and kept as given."""
-    name = ONE_M.sub("", model.strip())
+    name = claude_code.ONE_M.sub("", model.strip())
     if not name or gateway.resolve(name) is None:
         raise UsageError(
             f"{flag} {model!r}: the gateway has no route for it",
@@ -212,7 +212,7 @@ def planned_change(path: Path, updates: Mapping[str, object], *, section: str | 
             + "commas entirely, so the gateway settings would have no effect",
             hint='remove the comments/trailing commas (keep notes in a "//" key if you like), then run again',
         )
-    return FileChange(path, text, settings.merge(text, updates, section=section, path=path), private)
+    return FileChange(path, text, jsonedit.merge(text, updates, section=section, path=path), private)
 
 
 def env_updates(values: Mapping[str, str]) -> dict[str, str | None]:

@@ -16,6 +16,7 @@ Every function here is pure or only reads files, never prints, and is reused by 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,8 @@ from typing import Any
 from cc_gateway.core.errors import GatewayError, located
 
 SCOPES = ("user", "project", "local")
+#: Claude Code's suffix asking for a route's 1M-token context window.
+ONE_M = re.compile(r"\[1m\]$", re.I)
 
 #: Variables Claude Code reads that decide where it sends requests and with which credential.
 CONNECTION_VARS = ("ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_API_KEY", "ANTHROPIC_CUSTOM_HEADERS")

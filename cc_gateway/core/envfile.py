@@ -12,8 +12,6 @@ from cc_gateway.core.files import read_text
 
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 
-#: Values that mean "not filled in yet".
-PLACEHOLDER = re.compile(r"^(|changeme|change-me|your[-_].*|<.*>|\.\.\.|xxx+|todo|sk-your.*|sk-\.\.\.)$", re.I)
 
 
 def parse_env(text: str, path: Path | str = ".env") -> dict[str, str]:
@@ -59,7 +57,3 @@ def apply_to_environ(file_values: Mapping[str, str]) -> list[str]:
         os.environ[name] = file_values[name]
     return added
 
-
-def is_placeholder(value: str | None) -> bool:
-    """Tell whether a value is empty or still a placeholder."""
-    return value is None or bool(PLACEHOLDER.match(value.strip()))

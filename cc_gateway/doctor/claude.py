@@ -12,13 +12,22 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from cc_gateway.claude import versions as claude_code
-from cc_gateway.doctor import CLAUDE, FAIL, OK, SKIP, WARN, CheckResult, Context, Entry, result
+from cc_gateway.doctor.base import (
+    CLAUDE,
+    FAIL,
+    OK,
+    SKIP,
+    WARN,
+    CheckResult,
+    Context,
+    Row,
+    check,
+)
 
 if TYPE_CHECKING:
     pass
 
 GROUP = CLAUDE
-ONE_M = re.compile(r"\[1m\]$", re.I)
 TIMEOUT_VAR = "API_TIMEOUT_MS"
 DEFAULT_TIMEOUT_MS = 600_000  # Claude Code's own default (10 minutes)
 NAMES = (*claude_code.CONNECTION_VARS, *claude_code.MODEL_VARS, "ANTHROPIC_SMALL_FAST_MODEL", TIMEOUT_VAR)
@@ -57,41 +66,34 @@ def _source(ctx: Context, decision: claude_code.Decision) -> str:
     return f"{decision.source} ({scope})" if scope else decision.source
 
 
-def check_claude_cli(ctx: Context) -> CheckResult:
+@check(GROUP, "CLI")
+def check_claude_cli(ctx: Context, row: Row) -> CheckResult:
     """The Claude Code CLI is installed, and its version is the one cc-gateway's data describes."""
-    name = "CLI"
     binary = claude_code.find_claude(ctx.environ, ctx.home)
     if binary is None:
-        return result(
-            GROUP,
-            name,
-            WARN,
+        return row(WARN,
             "claude is not on PATH (nor in ~/.local/bin or ~/.claude/local)",
             "npm install -g @anthropic-ai/claude-code",
         )
     version = claude_code.claude_version(binary, timeout=min(8.0, ctx.options.check_timeout))
     pinned = str(claude_code.known_models().get("version"))
     if version is None:
-        return result(GROUP, name, WARN, f"{binary} does not run (`claude --version` failed)", "reinstall Claude Code")
+        return row(WARN, f"{binary} does not run (`claude --version` failed)", "reinstall Claude Code")
     if version != pinned:
-        return result(
-            GROUP,
-            name,
-            WARN,
+        return row(WARN,
             f"claude {version} at {binary}; cc-gateway's model data is for {pinned}",
             "its default model ids may differ: check the default-models row against `claude` itself",
         )
-    return result(GROUP, name, OK, f"claude {version} at {binary}")
+    return row(OK, f"claude {version} at {binary}")
 
 
-def check_settings_files(ctx: Context) -> CheckResult:
+@check(GROUP, "settings files")
+def check_settings_files(ctx: Context, row: Row) -> CheckResult:
     """Which settings files exist, that Claude Code can read them, and which one decides what."""
-    name = "settings files"
     layers, decided = _view(ctx)
     broken = [la for la in layers if la.exists and la.problem]
     if broken:
-        return result(
-            GROUP, name, FAIL, broken[0].problem, f"fix the JSON in {broken[0].path} (no comments, no trailing commas)"
+        return row(FAIL, broken[0].problem, f"fix the JSON in {broken[0].path} (no comments, no trailing commas)"
         )
     present = [f"{la.scope} {la.path}" for la in layers if la.exists]
     groups = {
@@ -104,7 +106,7 @@ def check_settings_files(ctx: Context) -> CheckResult:
         sources = sorted({_scope(ctx, decided[n]) for n in names if n in decided})
         deciders.append(f"{label} ← {'/'.join(sources) or 'unset'}")
     files = "; ".join(present) if present else "no settings file"
-    return result(GROUP, name, OK, f"{files}; {', '.join(deciders)}")
+    return row(OK, f"{files}; {', '.join(deciders)}")
 
 
 def _scope(ctx: Context, decision: claude_code.Decision) -> str:
@@ -121,30 +123,24 @@ def _same_gateway(url: str, gateway_url: str) -> bool:
     return same_host and (a.port or 80) == (b.port or 80) and a.path.rstrip("/") in ("", "/anthropic")
 
 
-def check_base_url(ctx: Context) -> CheckResult:
+@check(GROUP, "base URL")
+def check_base_url(ctx: Context, row: Row) -> CheckResult:
     """ANTHROPIC_BASE_URL, as Claude Code will see it, points at this gateway."""
-    name = "base URL"
     if ctx.url is None:
-        return result(GROUP, name, SKIP, "no gateway URL (config.yaml did not load, no --url)")
+        return row(SKIP, "no gateway URL (config.yaml did not load, no --url)")
     _, decided = _view(ctx)
     decision = decided.get("ANTHROPIC_BASE_URL")
     if decision is None:
-        return result(
-            GROUP,
-            name,
-            WARN,
+        return row(WARN,
             "ANTHROPIC_BASE_URL is not set: Claude Code talks to Anthropic directly",
             _setup_hint(ctx),
         )
     if not _same_gateway(decision.value, ctx.url):
-        return result(
-            GROUP,
-            name,
-            FAIL,
+        return row(FAIL,
             f"ANTHROPIC_BASE_URL={decision.value} from {_source(ctx, decision)} is not this gateway ({ctx.url})",
             _setup_hint(ctx),
         )
-    return result(GROUP, name, OK, f"{decision.value} from {_source(ctx, decision)}")
+    return row(OK, f"{decision.value} from {_source(ctx, decision)}")
 
 
 def _presented(decided: dict[str, claude_code.Decision]) -> list[tuple[claude_code.Decision, str]]:
@@ -162,34 +158,29 @@ def _presented(decided: dict[str, claude_code.Decision]) -> list[tuple[claude_co
     return found
 
 
-def check_gateway_key(ctx: Context) -> CheckResult:
+@check(GROUP, "gateway key")
+def check_gateway_key(ctx: Context, row: Row) -> CheckResult:
     """The key Claude Code sends is this gateway's key (not a stale one from an earlier init)."""
-    name = "gateway key"
     if ctx.gateway is None:
-        return result(GROUP, name, SKIP, "config.yaml did not load: no key to compare")
+        return row(SKIP, "config.yaml did not load: no key to compare")
     gw = ctx.gateway
     accepted = {k for k in [gw.master_key, *gw.static_tokens] if k}
     _, decided = _view(ctx)
     presented = _presented(decided)
     base = decided.get("ANTHROPIC_BASE_URL")
     if ctx.url is None or base is None or not _same_gateway(base.value, ctx.url):
-        return result(GROUP, name, SKIP, "Claude Code is not pointed at this gateway (see base URL)")
+        return row(SKIP, "Claude Code is not pointed at this gateway (see base URL)")
     if not accepted:
-        return result(GROUP, name, OK, "the gateway is open: any key works")
+        return row(OK, "the gateway is open: any key works")
     if not presented:
-        return result(
-            GROUP, name, FAIL, "Claude Code has no gateway key (ANTHROPIC_AUTH_TOKEN is not set)", _setup_hint(ctx)
+        return row(FAIL, "Claude Code has no gateway key (ANTHROPIC_AUTH_TOKEN is not set)", _setup_hint(ctx)
         )
     if any(value in accepted for _, value in presented):
         where = next(_source(ctx, d) for d, v in presented if v in accepted)
-        return result(
-            GROUP, name, OK, f"{next(d.name for d, v in presented if v in accepted)} from {where} is this gateway's key"
+        return row(OK, f"{next(d.name for d, v in presented if v in accepted)} from {where} is this gateway's key"
         )
     decision = presented[0][0]
-    return result(
-        GROUP,
-        name,
-        FAIL,
+    return row(FAIL,
         f"{decision.name} in {_source(ctx, decision)} is not the gateway key in {gw.env_path} (stale?)",
         f"{_setup_hint(ctx)} (rewrites it)",
     )
@@ -216,24 +207,24 @@ def settings_model(ctx: Context) -> tuple[str, str] | None:
 def model_id(value: str) -> str:
     """The id Claude Code sends for a model setting: `[1m]` stripped, its short names expanded."""
     data = claude_code.known_models()
-    model = ONE_M.sub("", value.strip())
+    model = claude_code.ONE_M.sub("", value.strip())
     return (data.get("default_models") or {}).get((data.get("aliases") or {}).get(model, ""), model)
 
 
-def check_shell_variables(ctx: Context) -> CheckResult:
+@check(GROUP, "shell variables")
+def check_shell_variables(ctx: Context, row: Row) -> CheckResult:
     """Claude Code variables the shell decides (no settings file sets them), and what they override."""
-    name = "shell variables"
     _, decided = _view(ctx)
     findings = [_shell_finding(ctx, decision) for decision in decided.values() if decision.source == "shell"]
     if findings:
         findings.sort(key=lambda f: {FAIL: 0, WARN: 1}.get(f[0], 2))
         status, detail, hint = findings[0]
         more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
-        return result(GROUP, name, status, detail + more, hint)
+        return row(status, detail + more, hint)
     hidden = [n for n in claude_code.SHELL_VARS if ctx.environ.get(n) and n in decided]
     if hidden:
-        return result(GROUP, name, OK, f"{', '.join(hidden)} set in the shell, but settings files take precedence")
-    return result(GROUP, name, OK, "no Claude Code variable decided by the shell")
+        return row(OK, f"{', '.join(hidden)} set in the shell, but settings files take precedence")
+    return row(OK, "no Claude Code variable decided by the shell")
 
 
 def _shell_finding(ctx: Context, decision: claude_code.Decision) -> tuple[str, str, str]:
@@ -277,88 +268,66 @@ def requested_models(ctx: Context) -> dict[str, tuple[str, str]]:
     return chosen
 
 
-def check_default_models(ctx: Context) -> CheckResult:
+@check(GROUP, "default models")
+def check_default_models(ctx: Context, row: Row) -> CheckResult:
     """Every model id Claude Code will request (its defaults, or the model variables) has a route."""
-    name = "default models"
     if ctx.gateway is None:
-        return result(GROUP, name, SKIP, "config.yaml did not load")
+        return row(SKIP, "config.yaml did not load")
     chosen = requested_models(ctx)
     missing = [(role, model, why) for role, (model, why) in chosen.items() if ctx.gateway.resolve(model) is None]
     if missing:
         role, model, why = missing[0]
         variable = ROLES[role][0][0]
         more = f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""
-        return result(
-            GROUP,
-            name,
-            FAIL,
+        return row(FAIL,
             f"{model} ({role}, {why}) has no route: Claude Code will get 'model not found'{more}",
             f"add a route for it (cc-gateway add-model) or a claude-* catch-all, "
             f"or point {variable} at a routed name ({SETUP})",
         )
     ids = sorted({model for model, _ in chosen.values()})
-    return result(GROUP, name, OK, f"all routed: {', '.join(ids)}")
+    return row(OK, f"all routed: {', '.join(ids)}")
 
 
-def check_onboarding(ctx: Context) -> CheckResult:
+@check(GROUP, "onboarding")
+def check_onboarding(ctx: Context, row: Row) -> CheckResult:
     """~/.claude.json says onboarding is done (else Claude Code opens its first-run screens)."""
-    name = "onboarding"
     path = claude_code.global_config_path(ctx.home)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         data = {}
     except (OSError, ValueError) as exc:
-        return result(GROUP, name, WARN, f"{path}: unreadable ({type(exc).__name__})", "let `claude` rewrite it")
+        return row(WARN, f"{path}: unreadable ({type(exc).__name__})", "let `claude` rewrite it")
     if isinstance(data, dict) and data.get("hasCompletedOnboarding") is True:
-        return result(GROUP, name, OK, f"done ({path})")
-    return result(
-        GROUP,
-        name,
-        WARN,
+        return row(OK, f"done ({path})")
+    return row(WARN,
         f"not done ({path}): Claude Code opens its first-run and login screens",
         f"{_setup_hint(ctx)} --skip-onboarding (sets hasCompletedOnboarding)",
     )
 
 
-def check_api_timeout(ctx: Context) -> CheckResult:
+@check(GROUP, TIMEOUT_VAR, after_probes=True)
+def check_api_timeout(ctx: Context, row: Row) -> CheckResult:
     """API_TIMEOUT_MS leaves room for the slowest route (runs after the route probes)."""
-    name = TIMEOUT_VAR
     _, decided = _view(ctx)
     decision = decided.get(TIMEOUT_VAR)
     raw = decision.value.strip() if decision else str(DEFAULT_TIMEOUT_MS)
     origin = f"from {_source(ctx, decision)}" if decision else "Claude Code's default"
     if not raw.isdigit():
-        return result(
-            GROUP, name, FAIL, f"{TIMEOUT_VAR}={raw!r} ({origin}) is not a number of milliseconds", _setup_hint(ctx)
+        return row(FAIL, f"{TIMEOUT_VAR}={raw!r} ({origin}) is not a number of milliseconds", _setup_hint(ctx)
         )
     timeout = int(raw)
     if not ctx.latencies:
-        return result(GROUP, name, OK, f"{timeout} ms ({origin}); no route latency measured to compare")
+        return row(OK, f"{timeout} ms ({origin}); no route latency measured to compare")
     route, slowest = max(ctx.latencies.items(), key=lambda item: item[1])
     summary = f"{timeout} ms ({origin}); slowest route {route} answered a tiny probe in {slowest} ms"
     if timeout <= slowest:
-        return result(GROUP, name, FAIL, f"{summary}: every request will time out", f"raise {TIMEOUT_VAR} ({SETUP})")
+        return row(FAIL, f"{summary}: every request will time out", f"raise {TIMEOUT_VAR} ({SETUP})")
     if timeout < max(60_000, 10 * slowest):
-        return result(
-            GROUP,
-            name,
-            WARN,
+        return row(WARN,
             f"{summary}: long answers will time out in Claude Code",
             f"raise {TIMEOUT_VAR} to the gateway's timeout ({SETUP} writes it)",
         )
-    return result(GROUP, name, OK, summary)
+    return row(OK, summary)
 
 
-CHECKS: list[Entry] = [
-    (GROUP, "CLI", check_claude_cli),
-    (GROUP, "settings files", check_settings_files),
-    (GROUP, "base URL", check_base_url),
-    (GROUP, "gateway key", check_gateway_key),
-    (GROUP, "shell variables", check_shell_variables),
-    (GROUP, "default models", check_default_models),
-    (GROUP, "onboarding", check_onboarding),
-    (GROUP, TIMEOUT_VAR, check_api_timeout),
-]
-#: Checks that read the route latencies, so they run once the probes are done.
-AFTER_PROBES = (check_api_timeout,)

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cc_gateway.core.envfile import is_placeholder
-from cc_gateway.doctor import (
+from cc_gateway.core.secrets import is_placeholder, is_well_known_key
+from cc_gateway.doctor.base import (
     FAIL,
     FILES,
     OK,
@@ -24,14 +24,13 @@ from cc_gateway.doctor import (
     WARN,
     CheckResult,
     Context,
-    Entry,
+    Row,
     api_base,
-    needs_config,
-    result,
+    check,
     split_list,
 )
-from cc_gateway.doctor.routes import CHAT_FLAG, would_use_responses_api
-from cc_gateway.gateway.folder import Gateway, env_ref
+from cc_gateway.doctor.routes import would_use_responses_api
+from cc_gateway.gateway.folder import CHAT_FLAG, Gateway, env_ref
 from cc_gateway.gateway.providers import load_providers, provider_for_variable
 
 KNOWN_SECTIONS = {
@@ -58,20 +57,20 @@ KNOWN_SECTIONS = {
 _KEY_SHAPE = re.compile(
     r"^(sk-[A-Za-z0-9_\-]{8,}|AIza[A-Za-z0-9_\-]{20,}|gsk_[A-Za-z0-9]{16,}|(AKIA|ASIA)[A-Z0-9]{16})$"
 )
-_WEAK = re.compile(r"^sk-(\d{1,8}|test|admin|password|secret|changeme|master|litellm)$", re.I)
 
 
 # =========================================================================== Files
 
 
-def check_config(ctx: Context) -> CheckResult:
+@check(FILES, "config.yaml")
+def check_config(ctx: Context, row: Row) -> CheckResult:
     """config.yaml parses and has the structure LiteLLM needs (problems name file:line)."""
     if ctx.load_error is not None:
-        return result(FILES, "config.yaml", FAIL, str(ctx.load_error), ctx.load_error.hint or "")
+        return row(FAIL, str(ctx.load_error), ctx.load_error.hint or "")
     gw = ctx.gateway
     problems = config_problems(gw.config)
     if not problems:
-        return result(FILES, "config.yaml", OK, f"{gw.config_path}: {len(gw.routes)} routes, valid LiteLLM config")
+        return row(OK, f"{gw.config_path}: {len(gw.routes)} routes, valid LiteLLM config")
     from cc_gateway.core.yamledit import Doc
 
     doc = Doc(gw.config_path.read_text(encoding="utf-8"), gw.config_path)
@@ -80,7 +79,7 @@ def check_config(ctx: Context) -> CheckResult:
     more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
     status = FAIL if any(p[0] == FAIL for p in problems) else WARN
     location = f"{gw.config_path}:{line}" if line else str(gw.config_path)
-    return result(FILES, "config.yaml", status, f"{location}: {_dotted(where)}: {message}{more}", hint)
+    return row(status, f"{location}: {_dotted(where)}: {message}{more}", hint)
 
 
 def _dotted(path: tuple[Any, ...]) -> str:
@@ -167,27 +166,22 @@ def _routed(model: str, names: set[str]) -> bool:
     return model in names or any("*" in n and fnmatch.fnmatch(model, n) for n in names)
 
 
-def check_env_file(ctx: Context) -> CheckResult:
+@check(FILES, ".env", needs_config=True)
+def check_env_file(ctx: Context, row: Row) -> CheckResult:
     """.env exists next to config.yaml and only its owner can read it."""
-    name = ".env"
-    if skip := needs_config(FILES, name, ctx):
-        return skip
     path = ctx.gateway.env_path
     if not path.exists():
-        return result(
-            FILES, name, FAIL, f"{path}: missing", "run `cc-gateway init` in that folder (it keeps config.yaml)"
+        return row(FAIL, f"{path}: missing", "run `cc-gateway init` in that folder (it keeps config.yaml)"
         )
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        return result(FILES, name, FAIL, f"{path}: mode {mode:04o}, other users can read the keys", f"chmod 600 {path}")
-    return result(FILES, name, OK, f"{path}: mode 0600")
+        return row(FAIL, f"{path}: mode {mode:04o}, other users can read the keys", f"chmod 600 {path}")
+    return row(OK, f"{path}: mode 0600")
 
 
-def check_variables(ctx: Context) -> CheckResult:
+@check(FILES, "variables", needs_config=True)
+def check_variables(ctx: Context, row: Row) -> CheckResult:
     """Every variable the routes and the gateway's auth use is set, and none is still a placeholder."""
-    name = "variables"
-    if skip := needs_config(FILES, name, ctx):
-        return skip
     gw = ctx.gateway
     used, required = gw.referenced_variables(), required_variables(gw)
     missing = [v for v in used if v in required and not gw.env.get(v, "").strip()]
@@ -197,13 +191,13 @@ def check_variables(ctx: Context) -> CheckResult:
     if not missing and not placeholders:
         optional = [v for v in used if v not in required and not gw.env.get(v, "").strip()]
         note = f" ({', '.join(optional)} empty: optional)" if optional else ""
-        return result(FILES, name, OK, f"the {len(used) - len(optional)} variables the config needs are set{note}")
+        return row(OK, f"the {len(used) - len(optional)} variables the config needs are set{note}")
     first = (missing or placeholders)[0]
     state = "is not set" if first in missing else "is still a placeholder"
     others = [v for v in missing + placeholders if v != first]
     extra = f"; also {', '.join(others)}" if others else ""
     detail = f"{first} {state}{_effect(gw, first) if first in missing else ''}{extra}"
-    return result(FILES, name, FAIL, detail, f"set {first} in {gw.env_path}, then restart the gateway")
+    return row(FAIL, detail, f"set {first} in {gw.env_path}, then restart the gateway")
 
 
 def required_variables(gw: Gateway) -> set[str]:
@@ -225,18 +219,16 @@ def _effect(gw: Gateway, variable: str) -> str:
     return ""
 
 
-def check_key_shapes(ctx: Context) -> CheckResult:
+@check(FILES, "key shapes", needs_config=True)
+def check_key_shapes(ctx: Context, row: Row) -> CheckResult:
     """Keys have their usual shapes: sk- master key, sk-ant-oat01- OAuth tokens, provider keys."""
-    name = "key shapes"
-    if skip := needs_config(FILES, name, ctx):
-        return skip
     problems = _shape_problems(ctx.gateway)
     if not problems:
-        return result(FILES, name, OK, "the keys that are set have their usual shapes")
+        return row(OK, "the keys that are set have their usual shapes")
     status = FAIL if any(p[0] == FAIL for p in problems) else WARN
     problems.sort(key=lambda p: p[0] != FAIL)
     more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-    return result(FILES, name, status, problems[0][1] + more, problems[0][2])
+    return row(status, problems[0][1] + more, problems[0][2])
 
 
 def _shape_problems(gw: Gateway) -> list[tuple[str, str, str]]:
@@ -301,19 +293,17 @@ def _provider_key_problems(gw: Gateway) -> list[tuple[str, str, str]]:
     return found
 
 
-def check_hooks(ctx: Context) -> CheckResult:
+@check(FILES, "hook modules", needs_config=True)
+def check_hooks(ctx: Context, row: Row) -> CheckResult:
     """The modules the config names (custom_auth, callbacks, custom handlers) import and resolve."""
-    name = "hook modules"
-    if skip := needs_config(FILES, name, ctx):
-        return skip
     refs = hook_references(ctx.gateway.config)
     if not refs:
-        return result(FILES, name, OK, "the config names no hook modules")
+        return row(OK, "the config names no hook modules")
     for ref in refs:
         problem = _resolve_hook(ctx.gateway.folder, ref)
         if problem:
-            return result(FILES, name, FAIL, f"{ref}: {problem[0]}", problem[1])
-    return result(FILES, name, OK, f"{', '.join(refs)} resolve")
+            return row(FAIL, f"{ref}: {problem[0]}", problem[1])
+    return row(OK, f"{', '.join(refs)} resolve")
 
 
 def hook_references(config: dict[str, Any]) -> list[str]:
@@ -408,68 +398,48 @@ def _imported_packages(tree: ast.Module) -> list[str]:
 # =========================================================================== Known traps
 
 
-def check_trap_1m(ctx: Context) -> CheckResult:
+@check(TRAPS, "[1m] route names", needs_config=True)
+def check_trap_1m(ctx: Context, row: Row) -> CheckResult:
     """No route name carries Claude Code's `[1m]` suffix (Claude Code strips it before asking)."""
-    name = "[1m] route names"
-    if skip := needs_config(TRAPS, name, ctx):
-        return skip
     bad = [r.name for r in ctx.gateway.routes if "[1m]" in r.name]
     if bad:
-        return result(
-            TRAPS,
-            name,
-            FAIL,
+        return row(FAIL,
             f"route {bad[0]} contains [1m]: Claude Code strips the suffix, so it never matches",
             f"rename it to {bad[0].replace('[1m]', '')}",
         )
-    return result(TRAPS, name, OK, "no route name contains [1m]")
+    return row(OK, "no route name contains [1m]")
 
 
-def check_trap_master_key_placement(ctx: Context) -> CheckResult:
+@check(TRAPS, "master_key placement", needs_config=True)
+def check_trap_master_key_placement(ctx: Context, row: Row) -> CheckResult:
     """master_key sits under general_settings (LiteLLM ignores it under litellm_settings)."""
-    name = "master_key placement"
-    if skip := needs_config(TRAPS, name, ctx):
-        return skip
     if "master_key" in (ctx.gateway.config.get("litellm_settings") or {}):
-        return result(
-            TRAPS,
-            name,
-            FAIL,
+        return row(FAIL,
             "master_key is under litellm_settings, where LiteLLM ignores it",
             "move it under general_settings: master_key: os.environ/LITELLM_MASTER_KEY",
         )
-    return result(TRAPS, name, OK, "master_key is under general_settings")
+    return row(OK, "master_key is under general_settings")
 
 
-def check_trap_weak_keys(ctx: Context) -> CheckResult:
+@check(TRAPS, "weak or literal keys", needs_config=True)
+def check_trap_weak_keys(ctx: Context, row: Row) -> CheckResult:
     """No well-known key (sk-1234 and friends) and no literal key in config.yaml."""
-    name = "weak or literal keys"
-    if skip := needs_config(TRAPS, name, ctx):
-        return skip
-    from cc_gateway.serve import WEAK_KEYS
-
     gw = ctx.gateway
     for variable, value in [("LITELLM_MASTER_KEY", gw.master_key)] + [
         ("PROXY_STATIC_TOKEN", t) for t in gw.static_tokens
     ]:
-        if value in WEAK_KEYS or _WEAK.match(value):
-            return result(
-                TRAPS,
-                name,
-                FAIL,
+        if is_well_known_key(value):
+            return row(FAIL,
                 f"{variable} is a well-known key ({value[:4]}…): anyone can guess it",
                 "run `cc-gateway init` again to generate a strong one",
             )
     literal = _literal_keys(gw.config)
     if literal:
-        return result(
-            TRAPS,
-            name,
-            FAIL,
+        return row(FAIL,
             f"config.yaml holds a literal key at {literal[0]}",
             "move it to .env and write os.environ/NAME in config.yaml",
         )
-    return result(TRAPS, name, OK, "keys are strong and live in .env only")
+    return row(OK, "keys are strong and live in .env only")
 
 
 def _literal_keys(node: Any, path: str = "") -> list[str]:
@@ -480,11 +450,9 @@ def _literal_keys(node: Any, path: str = "") -> list[str]:
     return [path] if isinstance(node, str) and _KEY_SHAPE.match(node) else []
 
 
-def check_trap_responses_api(ctx: Context) -> CheckResult:
+@check(TRAPS, "Responses API", needs_config=True)
+def check_trap_responses_api(ctx: Context, row: Row) -> CheckResult:
     """No openai/ route sends Claude Code's requests to the Responses API of an upstream without one."""
-    name = "Responses API"
-    if skip := needs_config(TRAPS, name, ctx):
-        return skip
     gw = ctx.gateway
     risky = [
         r
@@ -493,30 +461,22 @@ def check_trap_responses_api(ctx: Context) -> CheckResult:
     ]
     if risky:
         route = risky[0]
-        return result(
-            TRAPS,
-            name,
-            WARN,
+        return row(WARN,
             f"route {route.name} ({route.model}) will send /v1/messages to "
             f"{api_base(gw, route)}/responses; OpenAI-compatible servers rarely have one",
             f"add `{CHAT_FLAG}: true` under litellm_settings (or supports_reasoning: false in model_info)",
         )
-    return result(TRAPS, name, OK, "no openai/ route goes to a Responses API its upstream may lack")
+    return row(OK, "no openai/ route goes to a Responses API its upstream may lack")
 
 
-def check_trap_cooldown(ctx: Context) -> CheckResult:
+@check(TRAPS, "lone-deployment cooldown", needs_config=True)
+def check_trap_cooldown(ctx: Context, row: Row) -> CheckResult:
     """No lone deployment can be cooled down (LiteLLM then answers 429 for cooldown_time seconds)."""
-    name = "lone-deployment cooldown"
-    if skip := needs_config(TRAPS, name, ctx):
-        return skip
     lone = lone_deployments(ctx.gateway.config)
     if not lone:
-        return result(TRAPS, name, OK, "cooldowns are off, or every route has a fallback or a second deployment")
+        return row(OK, "cooldowns are off, or every route has a fallback or a second deployment")
     seconds = (ctx.gateway.config.get("router_settings") or {}).get("cooldown_time", 5)
-    return result(
-        TRAPS,
-        name,
-        WARN,
+    return row(WARN,
         f"{', '.join(lone)}: the only deployment, no fallback; one 4xx from the upstream (400/401/404) "
         f"makes LiteLLM answer 429 'in cooldown' for {seconds} s",
         "add `disable_cooldowns: true` under router_settings (there is nothing to fail over to)",
@@ -549,15 +509,3 @@ def lone_deployments(config: dict[str, Any]) -> list[str]:
     return lone
 
 
-CHECKS: list[Entry] = [
-    (FILES, "config.yaml", check_config),
-    (FILES, ".env", check_env_file),
-    (FILES, "variables", check_variables),
-    (FILES, "key shapes", check_key_shapes),
-    (FILES, "hook modules", check_hooks),
-    (TRAPS, "[1m] route names", check_trap_1m),
-    (TRAPS, "master_key placement", check_trap_master_key_placement),
-    (TRAPS, "weak or literal keys", check_trap_weak_keys),
-    (TRAPS, "Responses API", check_trap_responses_api),
-    (TRAPS, "lone-deployment cooldown", check_trap_cooldown),
-]

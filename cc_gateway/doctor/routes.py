@@ -8,16 +8,17 @@ import re
 import time
 from functools import partial
 
-from cc_gateway.doctor import (
+from cc_gateway.doctor.base import (
     FAIL,
     OK,
     ROUTES,
     SKIP,
     WARN,
+    Check,
     CheckResult,
     Context,
-    Entry,
     Probe,
+    Row,
     api_base,
     elapsed_ms,
     gateway_up,
@@ -25,9 +26,8 @@ from cc_gateway.doctor import (
     result,
     split_list,
 )
-from cc_gateway.gateway.folder import Gateway, RouteInfo
+from cc_gateway.gateway.folder import CHAT_FLAG, Gateway, RouteInfo
 
-CHAT_FLAG = "use_chat_completions_url_for_anthropic_messages"
 SHORT_CLAUDE_IDS = ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-5", "claude-opus-4-1")
 PROBE_TOOL = {
     "name": "get_time",
@@ -41,23 +41,22 @@ _CONNECT = re.compile(r"Cannot connect to host|Connection refused|Connect call f
 # =========================================================================== Routes
 
 
-def probe_checks(ctx: Context) -> list[Entry]:
+def probe_checks(ctx: Context) -> list[Check]:
     """One probe per route (model group), limited by --route."""
     gw = ctx.gateway
     if gw is None:
         return []
     names = list(dict.fromkeys(r.name for r in gw.routes))
     wanted = ctx.options.routes or tuple(names)
-    checks: list[Entry] = []
+    checks: list[Check] = []
     for name in wanted:
+        row = Row(ROUTES, f"route {name}")
         if name in names:
             route = next(r for r in gw.routes if r.name == name)
-            checks.append((ROUTES, f"route {name}", partial(check_route, route=route)))
+            checks.append(Check(row, partial(check_route, route=route)))
         else:
-            miss = result(
-                ROUTES, f"route {name}", FAIL, f"config.yaml has no route {name!r}", f"routes: {', '.join(names)}"
-            )
-            checks.append((ROUTES, f"route {name}", lambda _ctx, row=miss: row))
+            miss = row(FAIL, f"config.yaml has no route {name!r}", f"routes: {', '.join(names)}")
+            checks.append(Check(row, lambda _ctx, found=miss: found))
     return checks
 
 

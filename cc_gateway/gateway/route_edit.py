@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cc_gateway.core.envfile import is_placeholder, layered, parse_env
+from cc_gateway.core.envfile import layered, parse_env
 from cc_gateway.core.errors import ConfigError, ConflictError, UsageError, located
 from cc_gateway.core.files import (
     Action,
@@ -28,12 +28,12 @@ from cc_gateway.core.files import (
     parse_yaml,
     read_text,
 )
+from cc_gateway.core.secrets import is_placeholder
 from cc_gateway.core.yamledit import Doc, KeyPath, verify
-from cc_gateway.gateway.folder import KEY_PARAMS, env_ref, locate_config
+from cc_gateway.gateway.folder import CHAT_FLAG, KEY_PARAMS, env_ref, locate_config
 from cc_gateway.gateway.providers import Provider, load_providers
 from cc_gateway.gateway.render import ENV
 
-CHAT_FLAG = "use_chat_completions_url_for_anthropic_messages"
 FALLBACK_KEYS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
 _VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ALIASES: KeyPath = ("router_settings", "model_group_alias")

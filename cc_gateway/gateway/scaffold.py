@@ -6,9 +6,10 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cc_gateway.core.envfile import is_placeholder, load_env_file
+from cc_gateway.core.envfile import load_env_file
 from cc_gateway.core.errors import UsageError
 from cc_gateway.core.files import FileSpec, Plan, ensure_writable_dir, plan_files
+from cc_gateway.core.secrets import is_placeholder, is_weak_key
 from cc_gateway.gateway.presets import Preset
 from cc_gateway.gateway.providers import load_providers
 from cc_gateway.gateway.render import ENV, Answers, render
@@ -92,7 +93,7 @@ def plan_init(request: InitRequest) -> InitResult:
 
 
 def _good_key(value: str) -> bool:
-    return value.startswith("sk-") and len(value) >= 35 and not is_placeholder(value)
+    return not is_weak_key(value)
 
 
 def _shape_warnings(preset: Preset, values: dict[str, str]) -> list[str]:

@@ -11,6 +11,7 @@ It holds the guarantees LiteLLM's proxy does not give by itself:
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import gzip
 import json
@@ -124,7 +125,7 @@ def reshape_error(body: bytes, anthropic: bool, status: int) -> bytes:
 
 @functools.cache
 def _secret_bytes() -> tuple[bytes, ...]:
-    from cc_gateway.serve import secret_values  # the same list serve's log redaction uses
+    from cc_gateway.core.secrets import secret_values  # the same list serve's log redaction uses
 
     found = {s.encode() for s in secret_values(dict(os.environ)) if len(s) >= 6}
     return tuple(sorted(found, key=len, reverse=True))
@@ -283,17 +284,16 @@ class GatewayMiddleware:
         info = context.RequestInfo(method=scope["method"], path=path)
         token = context.current.set(info)
         started = time.perf_counter()
-        status_box = [0]
+        exchange = Exchange(self, scope, send, anthropic, info)
         self.drain.enter()
         try:
             refused = exposure.refusal(scope["method"], path, scope["headers"])
             if refused is not None:  # an admin/unused LiteLLM route without the master key, or not JSON
-                status_box[0] = refused[0]
-                await send_error(send, anthropic, *refused)
+                await exchange.error(*refused)
                 return
-            receive = await self._limit_body(scope, receive, send, anthropic, status_box)
+            receive = await self._limit_body(scope, receive, exchange)
             if receive is not None:
-                await self._serve(scope, receive, send, anthropic, info, status_box)
+                await exchange.serve(receive)
         finally:
             self.drain.leave()
             context.current.reset(token)
@@ -306,20 +306,17 @@ class GatewayMiddleware:
                     info.model or "-",
                     info.route or "-",
                     info.upstream or "-",
-                    status_box[0],
+                    exchange.status,
                     elapsed,
                 )
 
-    async def _limit_body(
-        self, scope: Scope, receive: Receive, send: Send, anthropic: bool, status_box: list[int]
-    ) -> Receive | None:
+    async def _limit_body(self, scope: Scope, receive: Receive, exchange: Exchange) -> Receive | None:
         """Answer 413 for a body over the limit; return the receive callable to use (None: answered)."""
         length = dict(scope["headers"]).get(b"content-length")
         too_big = f"request body is larger than the gateway's limit of {self.body_limit // (1 << 20)} MiB"
         if length is not None and length.isdigit():
             if int(length) > self.body_limit:
-                status_box[0] = 413
-                await send_error(send, anthropic, 413, too_big)
+                await exchange.error(413, too_big)
                 return None
             return receive
         if scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -333,8 +330,7 @@ class GatewayMiddleware:
             size += len(chunks[-1])
             more = message.get("more_body", False)
             if size > self.body_limit:
-                status_box[0] = 413
-                await send_error(send, anthropic, 413, too_big)
+                await exchange.error(413, too_big)
                 return None
         replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
 
@@ -343,60 +339,75 @@ class GatewayMiddleware:
 
         return replayed
 
-    async def _serve(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        anthropic: bool,
-        info: context.RequestInfo,
-        status_box: list[int],
+
+class Mode(enum.Enum):
+    """How an exchange forwards LiteLLM's response body, decided when the response starts."""
+
+    PASS = "pass"  # as it comes
+    ERROR = "error"  # buffered, reshaped into the caller's error format, secrets scrubbed
+    TO_EVENTS = "to_events"  # a whole message where a stream was asked for: sent as events
+    STREAM = "stream"  # an event stream, guarded: a cut or malformed stream ends with an error event
+
+
+class Exchange:
+    """One request's way through LiteLLM's app: its response mode, buffered parts and final status."""
+
+    def __init__(
+        self, owner: GatewayMiddleware, scope: Scope, send: Send, anthropic: bool, info: context.RequestInfo
     ) -> None:
+        self.owner = owner
+        self.scope = scope
+        self.downstream = send
+        self.anthropic = anthropic
+        self.info = info
+        self.status = 0
+        self.mode = Mode.PASS
+        self.start: Message | None = None
+        self.buffer = bytearray()
+        self.guard: _StreamGuard | None = None
+        self.task: asyncio.Task[Any] | None = None
+
+    async def error(self, status: int, message: str, headers: list | None = None) -> None:
+        """Answer with cc-gateway's own error (in the caller's format)."""
+        self.status = status
+        await send_error(self.downstream, self.anthropic, status, message, headers)
+
+    async def serve(self, receive: Receive) -> None:
         """Run LiteLLM's app, reshaping errors and guarding streams on the way out."""
-        state: dict[str, Any] = {"start": None, "buffer": None, "guard": None, "to_sse": None}
-        state["task"] = asyncio.current_task()
-
-        async def wrapped_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                await self._on_start(message, state, anthropic, info, send)
-                status_box[0] = message["status"]
-                return
-            if message["type"] == "http.response.body":
-                await self._on_body(message, state, anthropic, send)
-                return
-            await send(message)
-
+        self.task = asyncio.current_task()
         try:
-            await self.app(scope, receive, wrapped_send)
+            await self.owner.app(self.scope, receive, self.send)
         except asyncio.CancelledError:
-            guard = state["guard"]
-            if not self.drain.draining or guard is None or guard.done:
+            guard = self.guard
+            if not self.owner.drain.draining or guard is None or guard.done:
                 raise
             guard.done = True  # the drain ended with this stream still running: say so, then stop
             event = guard.closing_event("the gateway shut down before the stream was complete")
-            await send({"type": "http.response.body", "body": event, "more_body": False})
+            await self.downstream({"type": "http.response.body", "body": event, "more_body": False})
         except Exception as exc:
-            guard = state["guard"]
-            if state["start"] is None and guard is None and state["buffer"] is None:
-                status_box[0] = 500
-                log.error("unhandled error serving %s: %s", scope["path"], type(exc).__name__)
-                await send_error(send, anthropic, 500, f"gateway error: {type(exc).__name__}")
+            if self.start is None and self.guard is None:
+                log.error("unhandled error serving %s: %s", self.scope["path"], type(exc).__name__)
+                await self.error(500, f"gateway error: {type(exc).__name__}")
                 return
-            if guard is not None and not guard.done:
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": guard.closing_event(f"upstream stream failed: {type(exc).__name__}"),
-                        "more_body": False,
-                    }
-                )
+            if self.guard is not None and not self.guard.done:
+                reason = f"upstream stream failed: {type(exc).__name__}"
+                body = self.guard.closing_event(reason)
+                await self.downstream({"type": "http.response.body", "body": body, "more_body": False})
                 return
             raise
 
-    async def _on_start(
-        self, message: Message, state: dict[str, Any], anthropic: bool, info: context.RequestInfo, send: Send
-    ) -> None:
-        status = message["status"]
+    async def send(self, message: Message) -> None:
+        """The `send` LiteLLM's app calls."""
+        if message["type"] == "http.response.start":
+            await self._on_start(message)
+        elif message["type"] == "http.response.body":
+            await self._on_body(message)
+        else:
+            await self.downstream(message)
+
+    async def _on_start(self, message: Message) -> None:
+        status, info = message["status"], self.info
+        self.status = status
         headers = [(k, v) for k, v in message.get("headers", [])]
         names = {k.lower() for k, _ in headers}
         for key, value in headers:  # LiteLLM names the group and deployment that answered
@@ -407,47 +418,45 @@ class GatewayMiddleware:
         if status == 429 and info.retry_after and b"retry-after" not in names:
             headers.append((b"retry-after", info.retry_after.encode()))
         content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-        if (status >= 400 and b"json" in content_type) or (status >= 400 and not content_type):
-            state["buffer"] = bytearray()
-            state["start"] = {**message, "headers": headers}
+        self.start = {**message, "headers": headers}
+        if status >= 400 and (b"json" in content_type or not content_type):
+            self.mode = Mode.ERROR
             return
-        if status == 200 and anthropic and b"json" in content_type and info.stream:
+        if status == 200 and self.anthropic and b"json" in content_type and info.stream:
             # A stream was asked for and a whole message came back (LiteLLM's mock_response does this
             # on /v1/messages): send it as the event stream the client expects.
-            state["to_sse"] = bytearray()
-            state["start"] = {**message, "headers": headers}
+            self.mode = Mode.TO_EVENTS
             return
         if status == 200 and b"text/event-stream" in content_type:
-            state["guard"] = _StreamGuard(anthropic)
-            self.drain.streams.add(state["task"])
-        state["start"] = message
-        await send({**message, "headers": headers})
+            self.mode = Mode.STREAM
+            self.guard = _StreamGuard(self.anthropic)
+            self.owner.drain.streams.add(self.task)
+        await self.downstream(self.start)
 
-    async def _on_body(self, message: Message, state: dict[str, Any], anthropic: bool, send: Send) -> None:
+    async def _on_body(self, message: Message) -> None:
         more = message.get("more_body", False)
-        if state["to_sse"] is not None:
-            state["to_sse"] += message.get("body", b"")
+        if self.mode is Mode.TO_EVENTS:
+            self.buffer += message.get("body", b"")
             if not more:
-                await _send_as_events(send, state["start"], _decoded(bytes(state["to_sse"]), state["start"]["headers"]))
-            return
-        if state["buffer"] is not None:
-            state["buffer"] += message.get("body", b"")
-            if more:
-                return
-            start = state["start"]
-            body = reshape_error(_decoded(bytes(state["buffer"]), start["headers"]), anthropic, start["status"])
-            body = scrub_secrets(body)  # an upstream may quote the credential it refused
-            dropped = (b"content-length", b"content-type", b"content-encoding")
-            headers = [(k, v) for k, v in start["headers"] if k.lower() not in dropped]
-            headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            await send({**start, "headers": headers})
-            await send({"type": "http.response.body", "body": body, "more_body": False})
-            return
-        guard: _StreamGuard | None = state["guard"]
-        if guard is not None:
-            await _send_guarded(message, guard, send)
-            return
-        await send(message)
+                await _send_as_events(self.downstream, self.start, _decoded(bytes(self.buffer), self.start["headers"]))
+        elif self.mode is Mode.ERROR:
+            self.buffer += message.get("body", b"")
+            if not more:
+                await self._send_error_body()
+        elif self.mode is Mode.STREAM:
+            await _send_guarded(message, self.guard, self.downstream)
+        else:
+            await self.downstream(message)
+
+    async def _send_error_body(self) -> None:
+        start = self.start
+        body = reshape_error(_decoded(bytes(self.buffer), start["headers"]), self.anthropic, start["status"])
+        body = scrub_secrets(body)  # an upstream may quote the credential it refused
+        dropped = (b"content-length", b"content-type", b"content-encoding")
+        headers = [(k, v) for k, v in start["headers"] if k.lower() not in dropped]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await self.downstream({**start, "headers": headers})
+        await self.downstream({"type": "http.response.body", "body": body, "more_body": False})
 
 
 async def _send_guarded(message: Message, guard: _StreamGuard, send: Send) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cc_gateway.core.envfile import is_placeholder
+from cc_gateway.core.secrets import is_placeholder
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 LOGIN = "LOGIN"

@@ -331,6 +331,9 @@ class ProviderHygiene(CustomLogger):
             mode = pool.choose_mode(headers.get(pool.MODE_HEADER), len(pool.get_pool()))
         except ConfigError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from None
+        info = context.info()
+        if info is not None:
+            info.token_mode = mode  # the deployment hook (every attempt, fallbacks too) uses this decision
         routes = deployments_for(str(data.get("model") or ""))
         to_anthropic = bool(routes) and _deployment_provider(routes[0]) == "anthropic"
         _add_wildcard_fallbacks(data)
@@ -373,10 +376,11 @@ class ProviderHygiene(CustomLogger):
     async def _pool_credential(kwargs: dict[str, Any], headers: Mapping[str, str]) -> None:
         """Give a pool route its credential: the pool's next (rotate) or the client's own (passthrough)."""
         credentials = pool.get_pool()
-        try:
+        info = context.info()
+        if info is not None and info.token_mode:
+            mode = info.token_mode
+        else:  # no request context (a direct call): decide here; a bad header was refused before the call
             mode = pool.choose_mode(headers.get(pool.MODE_HEADER), len(credentials))
-        except Exception:  # refused with a 400 by async_pre_call_hook already; be safe here
-            mode = "rotate" if len(credentials) else "passthrough"
         if mode == "rotate":
             try:
                 first = await credentials.acquire()
@@ -454,9 +458,9 @@ def wildcard_fallbacks(model: str, fallbacks: Any) -> list[str] | None:
 
 
 def _add_wildcard_fallbacks(data: dict) -> None:
-    from litellm.proxy import proxy_server
+    from cc_gateway.runtime.hooks import current_router
 
-    router = proxy_server.llm_router
+    router = current_router()
     if router is None or data.get("fallbacks"):
         return
     targets = wildcard_fallbacks(str(data.get("model") or ""), router.fallbacks)
