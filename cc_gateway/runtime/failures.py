@@ -106,7 +106,8 @@ def status_of(exc: BaseException) -> int | None:
 def upstream_text(exc: BaseException) -> str:
     """The upstream's own words, without LiteLLM's `litellm.XError: ProviderException -` prefixes."""
     text = str(getattr(exc, "message", None) or exc)
-    text = re.sub(r"^(litellm\.\w+:\s*)+", "", text.strip())
+    text = re.split(r"\s*LiteLLM: model group|\s*Received Model Group=", text)[0]
+    text = re.sub(r"^((litellm\.)?\w+Error:\s*)+", "", text.strip())
     text = re.sub(r"^\w+Exception\s*-\s*", "", text)
     match = re.search(r'"message"\s*:\s*"((?:[^"\\]|\\.)*)"', text)
     if match:
