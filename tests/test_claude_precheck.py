@@ -95,7 +95,7 @@ def test_another_gateway_on_the_port_is_named(gw: Gateway, tmp_path: Path) -> No
 
 def test_a_service_that_is_no_gateway_is_named(tmp_path: Path) -> None:
     class NotFound(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             self.send_response(404)
             self.send_header("content-length", "0")
             self.end_headers()

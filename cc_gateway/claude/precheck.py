@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cc_gateway.errors import GatewayError
+from cc_gateway.core.errors import GatewayError
 
 KEY_VARS = ("ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_CUSTOM_HEADERS", "ANTHROPIC_API_KEY")
 TIMEOUT = 1.5  # seconds for the whole check (the budget is 2 s)

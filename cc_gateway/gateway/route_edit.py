@@ -55,6 +55,8 @@ class NewRoute:
     max_tokens: int | None = None
     replace: bool = False
     force: bool = False  # re-point aliases that already exist
+    context_window: int | None = None  # max_input_tokens (default: LiteLLM's catalogue, if it knows the model)
+    label: str | None = None  # the route's title in Claude Code's /model picker
 
 
 @dataclass
@@ -192,6 +194,11 @@ def _check_request(request: NewRoute) -> None:
         raise UsageError(f"--key-env {request.key_env!r} is not a variable name", hint="e.g. --key-env MY_API_KEY")
     if request.max_tokens is not None and request.max_tokens < 1:
         raise UsageError("--max-tokens must be a positive number")
+    if request.context_window is not None and request.context_window < 1024:
+        raise UsageError(
+            f"--context-window {request.context_window}: expected the model's input window in tokens",
+            hint="e.g. --context-window 128000",
+        )
     if request.api_base is not None and not re.match(r"^https?://[^\s/]+", request.api_base):
         raise UsageError(f"--api-base {request.api_base!r} is not an http(s) URL", hint="e.g. http://127.0.0.1:8000/v1")
 
@@ -218,7 +225,14 @@ def _model_info(provider: Provider, request: NewRoute) -> dict[str, Any]:
         # upstreams to /v1/responses instead of chat completions.
         info["supports_reasoning"] = False
     info["max_output_tokens"] = request.max_tokens or provider.max_tokens
+    from cc_gateway.gateway.windows import catalogue_window
+
+    window = request.context_window or catalogue_window(request.model, provider.name)
+    if window:
+        info["max_input_tokens"] = window
     info["cc_gateway_provider"] = provider.name
+    if request.label and request.label.strip():
+        info["cc_gateway_label"] = request.label.strip()
     return info
 
 

@@ -23,6 +23,7 @@ class RequestInfo:
     stream: bool = False  # the client asked for a streamed response
     retry_after: str | None = None
     unavailable: str | None = None
+    failure: object | None = None  # a runtime.failures.Failure: what the client is told instead
     token_mode: str | None = None  # the Claude pool's mode (rotate/passthrough), decided once per request
 
 

@@ -450,11 +450,19 @@ class Exchange:
 
     async def _send_error_body(self) -> None:
         start = self.start
-        body = reshape_error(_decoded(bytes(self.buffer), start["headers"]), self.anthropic, start["status"])
+        failure = self.info.failure  # runtime.failures decided the status, the words and the retry advice
+        extra: list[tuple[bytes, bytes]] = []
+        if failure is not None:
+            start = {**start, "status": failure.status}
+            self.status = failure.status
+            body = error_body(self.anthropic, failure.status, failure.message, failure.etype)
+            extra = [] if failure.retry else [(b"x-should-retry", b"false")]
+        else:
+            body = reshape_error(_decoded(bytes(self.buffer), start["headers"]), self.anthropic, start["status"])
         body = scrub_secrets(body)  # an upstream may quote the credential it refused
         dropped = (b"content-length", b"content-type", b"content-encoding")
         headers = [(k, v) for k, v in start["headers"] if k.lower() not in dropped]
-        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
         await self.downstream({**start, "headers": headers})
         await self.downstream({"type": "http.response.body", "body": body, "more_body": False})
 

@@ -131,7 +131,7 @@ def _without_master_key(gateway: Gateway) -> None:
 
 
 def _check_routes(result: Preflight) -> None:
-    """Name the routes whose key variable is empty; they are served as unavailable (503)."""
+    """Name the routes whose key variable is empty; they are served as unavailable (424, not retried)."""
     for route in result.gateway.routes:
         if route.key_env and not result.gateway.env.get(route.key_env, "").strip():
             result.unavailable[route.name] = route.key_env
