@@ -30,6 +30,7 @@ from cc_gateway.core.files import (
 )
 from cc_gateway.core.secrets import is_placeholder
 from cc_gateway.core.yamledit import Doc, KeyPath, verify
+from cc_gateway.gateway import windows
 from cc_gateway.gateway.folder import CHAT_FLAG, KEY_PARAMS, env_ref, locate_config
 from cc_gateway.gateway.providers import Provider, load_providers
 from cc_gateway.gateway.render import ENV
@@ -195,10 +196,7 @@ def _check_request(request: NewRoute) -> None:
     if request.max_tokens is not None and request.max_tokens < 1:
         raise UsageError("--max-tokens must be a positive number")
     if request.context_window is not None and request.context_window < 1024:
-        raise UsageError(
-            f"--context-window {request.context_window}: expected the model's input window in tokens",
-            hint="e.g. --context-window 128000",
-        )
+        raise UsageError(f"--context-window {request.context_window} is not a window in tokens", hint="e.g. 128000")
     if request.api_base is not None and not re.match(r"^https?://[^\s/]+", request.api_base):
         raise UsageError(f"--api-base {request.api_base!r} is not an http(s) URL", hint="e.g. http://127.0.0.1:8000/v1")
 
@@ -225,14 +223,10 @@ def _model_info(provider: Provider, request: NewRoute) -> dict[str, Any]:
         # upstreams to /v1/responses instead of chat completions.
         info["supports_reasoning"] = False
     info["max_output_tokens"] = request.max_tokens or provider.max_tokens
-    from cc_gateway.gateway.windows import catalogue_window
-
-    window = request.context_window or catalogue_window(request.model, provider.name)
-    if window:
-        info["max_input_tokens"] = window
+    window = request.context_window or windows.catalogue_window(request.model, provider.name)
+    info.update({"max_input_tokens": window} if window else {})
     info["cc_gateway_provider"] = provider.name
-    if request.label and request.label.strip():
-        info["cc_gateway_label"] = request.label.strip()
+    info.update({"cc_gateway_label": request.label.strip()} if (request.label or "").strip() else {})
     return info
 
 
