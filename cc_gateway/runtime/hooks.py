@@ -243,6 +243,12 @@ def route_facts(deployment: dict[str, Any], key_env: str | None = None) -> failu
     )
 
 
+def _custom_providers() -> set[str]:
+    import litellm
+
+    return {str(item.get("provider")) for item in litellm.custom_provider_map or [] if isinstance(item, dict)}
+
+
 def classify_failure(exc: BaseException, model: str) -> failures.Failure | None:
     """What the client gets for a failed request to `model` (None: LiteLLM's answer stands)."""
     deployments = deployments_for(model)
@@ -250,6 +256,8 @@ def classify_failure(exc: BaseException, model: str) -> failures.Failure | None:
         return None
     deployment = deployments[0]
     facts = route_facts(deployment)
+    if facts.upstream.split("/", 1)[0] in _custom_providers():
+        return None  # cc-gateway's own handlers (the bridge) word their errors themselves
     pooled = (deployment.get("model_info") or {}).get("cc_gateway_credential_pool") and not facts.key_env
     status = failures.status_of(exc)
     if pooled and status in (401, 403):
