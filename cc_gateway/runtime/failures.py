@@ -15,11 +15,12 @@ So: a configuration failure upstream (key refused, key variable unset, model unk
 invalid answers 400; each with `x-should-retry: false`. Transient failures (429, 529, timeouts, 5xx)
 are left as LiteLLM answers them, so the client keeps its retries.
 
-Pure: no LiteLLM import (exceptions are told apart by class name and status), reused by tests.
+No LiteLLM import: exceptions are told apart by class name and status.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -115,7 +116,15 @@ def upstream_text(exc: BaseException) -> str:
     text = text.split("Received Model Group=")[0].split("\nTraceback")[0]
     for pattern, words in _TRIGGERS:
         text = pattern.sub(words, text)
+    for secret in _secrets():  # before shortening: a cut key would escape the response's own scrubbing
+        text = text.replace(secret, "[redacted]")
     return " ".join(text.split())[:300].rstrip(" .")
+
+
+def _secrets() -> list[str]:
+    from cc_gateway.core.secrets import secret_values
+
+    return sorted((s for s in secret_values(dict(os.environ)) if len(s) >= 6), key=len, reverse=True)
 
 
 def where(route: Route) -> str:
