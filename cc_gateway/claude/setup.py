@@ -13,7 +13,7 @@ from pathlib import Path
 from cc_gateway.claude import picker, settings
 from cc_gateway.claude import versions as claude_code
 from cc_gateway.core import jsonedit
-from cc_gateway.core.errors import ConfigError, GatewayError, UsageError, located
+from cc_gateway.core.errors import ConfigError, UsageError, located
 from cc_gateway.gateway.folder import Gateway
 
 ROLE_VARS = {
@@ -434,20 +434,3 @@ def session_conflicts(client: ClientEnv, cwd: Path, home: Path, managed: Path | 
         if decision and decision.value != value:
             messages.append(f"{name} is set in {decision.source}, which takes precedence for this session")
     return messages
-
-
-def check_reachable(url: str, timeout: float = 3.0) -> None:
-    """Raise a one-line GatewayError when nothing answers at the gateway URL."""
-    import urllib.error
-    import urllib.request
-
-    root = re.sub(r"/anthropic$", "", url)
-    try:
-        with urllib.request.urlopen(f"{root}/health/liveliness", timeout=timeout) as reply:
-            if reply.status == 200:
-                return
-    except (urllib.error.URLError, OSError, ValueError):
-        pass
-    raise GatewayError(
-        f"the gateway is not reachable at {root}", hint="start it with `cc-gateway serve` (in its folder)"
-    )
