@@ -272,5 +272,5 @@ def test_model_picker_lists_the_gateway_routes(claude: str, custom_gw: Gateway, 
     finally:
         tmux("kill-session", "-t", session)
     assert "My local 128k" in screen, screen
-    assert "glm (Z.ai (GLM))" in screen and "kimi (Kimi (Moonshot))" in screen, screen
+    assert "glm · Z.ai (GLM)" in screen and "kimi · Kimi (Moonshot)" in screen, screen
     assert "128k context" in screen

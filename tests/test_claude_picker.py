@@ -52,7 +52,7 @@ def test_setup_claude_lists_named_routes_with_their_windows(tmp_path: Path) -> N
     rows = {r["model"]: r for r in data["modelPicker"]["options"]}
     assert list(rows) == ["glm", "glm-fast", "kimi", "openrouter", "mylocal"]
     assert rows["mylocal"]["label"] == "My local"
-    assert rows["glm"]["label"] == "glm (Z.ai (GLM))"
+    assert rows["glm"]["label"] == "glm · Z.ai (GLM)"
     assert all(r["behavesAs"] == "claude-sonnet-5-5" for r in rows.values())
     assert data["modelSettings"] == {
         "glm": {"autoCompactWindow": 200000},

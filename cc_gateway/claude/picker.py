@@ -80,7 +80,7 @@ def tokens_text(value: int) -> str:
 def row(route: PickerRoute, behaves_as: str) -> dict[str, str]:
     """One `/model` row for a route."""
     upstream = route.model.split("/", 1)[-1] if route.model else route.name
-    label = route.label or (f"{route.name} ({route.provider_label})" if route.provider_label else route.name)
+    label = route.label or (f"{route.name} · {route.provider_label}" if route.provider_label else route.name)
     parts = [f"{OURS} → {upstream}"]
     if route.max_input_tokens:
         parts.append(f"{tokens_text(route.max_input_tokens)} context")
