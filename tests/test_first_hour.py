@@ -161,6 +161,7 @@ def test_undo_of_an_untouched_file_is_byte_exact_and_deletes_what_it_created(dem
     assert run_cli("setup-claude", "--undo").returncode == 0
     assert target.read_text() == original
     target.unlink()
+    target.parent.rmdir()
     assert run_cli("setup-claude", "--dir", str(demo)).returncode == 0
     assert run_cli("setup-claude", "--undo").returncode == 0
     assert not (isolated_home / ".claude").exists()
@@ -415,11 +416,33 @@ def test_double_ctrl_c_while_loading_exits_quietly(tmp_path: Path) -> None:
     assert code in (0, 130), text
 
 
-def test_sha_of_written_files_is_recorded_without_secrets(demo: Path) -> None:
+def test_sha_of_written_files_is_recorded_without_secrets(demo: Path, isolated_home: Path) -> None:
     key = read_env(demo)["LITELLM_MASTER_KEY"]
     hashed = hashlib.sha256((demo / ".env").read_bytes()).hexdigest()
-    records = [p for p in demo.rglob("*") if p.is_file() and hashed in p.read_text(errors="replace")]
+    places = [*demo.rglob("*"), *isolated_home.rglob("*")]
+    records = [p for p in places if p.is_file() and hashed in p.read_text(errors="replace")]
     assert records, "init keeps a record of what it wrote"
     for record in records:
         assert key not in record.read_text()
         assert os.stat(record).st_mode & 0o077 == 0
+
+
+# =========================================================================== 4. one weak-key and placeholder rule
+
+
+def test_serve_doctor_and_init_agree_on_a_short_master_key(demo: Path) -> None:
+    short = "sk-Ab3Cd5Ef7Gh9"  # sk- but under 20 characters: serve refuses it
+    set_env_value(demo, "LITELLM_MASTER_KEY", short)
+    served = run_cli("serve", "--dir", str(demo), "--port", str(free_port()))
+    assert served.returncode == 1 and "LITELLM_MASTER_KEY" in served.stderr
+    checked = run_cli("doctor", "--dir", str(demo), "--no-network", "--json")
+    rows = {row["name"]: row for row in json.loads(checked.stdout)["checks"]}
+    assert rows["key shapes"]["status"] == "fail" and "LITELLM_MASTER_KEY" in rows["key shapes"]["detail"]
+    assert run_cli("init", "--preset", "demo", "--dir", str(demo), "--yes", "--force").returncode == 0
+    assert read_env(demo)["LITELLM_MASTER_KEY"] != short  # init replaces it too
+
+
+def test_setup_claude_refuses_a_placeholder_master_key(demo: Path) -> None:
+    set_env_value(demo, "LITELLM_MASTER_KEY", "changeme")
+    done = run_cli("setup-claude", "--dir", str(demo), "--dry-run")
+    assert done.returncode == 1 and "placeholder" in done.stderr and "changeme" not in done.stdout

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cc_gateway.core.secrets import is_placeholder, is_well_known_key
+from cc_gateway.core.secrets import MIN_KEY_LENGTH, is_placeholder, is_weak_key, is_well_known_key
 from cc_gateway.doctor.base import (
     FAIL,
     FILES,
@@ -71,15 +71,30 @@ def check_config(ctx: Context, row: Row) -> CheckResult:
     problems = config_problems(gw.config)
     if not problems:
         return row(OK, f"{gw.config_path}: {len(gw.routes)} routes, valid LiteLLM config")
-    from cc_gateway.core.yamledit import Doc
-
-    doc = Doc(gw.config_path.read_text(encoding="utf-8"), gw.config_path)
-    _, where, message, hint = problems[0]
-    line = doc.line_of(where)
     more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
     status = FAIL if any(p[0] == FAIL for p in problems) else WARN
+    detail, hint = located_problem(gw, problems[0])
+    return row(status, detail + more, hint)
+
+
+def located_problem(gw: Gateway, problem: Problem) -> tuple[str, str]:
+    """('config.yaml:LINE: model_list[1].litellm_params.model: what', hint) for one problem."""
+    from cc_gateway.core.yamledit import Doc
+
+    _, where, message, hint = problem
+    doc = Doc(gw.config_path.read_text(encoding="utf-8"), gw.config_path)
+    line = next((n for end in range(len(where), 0, -1) if (n := doc.line_of(where[:end]))), None)  # a missing key: its parent's line
     location = f"{gw.config_path}:{line}" if line else str(gw.config_path)
-    return row(status, f"{location}: {_dotted(where)}: {message}{more}", hint)
+    return f"{location}: {_dotted(where)}: {message}", hint
+
+
+def config_failure(gw: Gateway) -> tuple[str, str] | None:
+    """The first problem of config.yaml that LiteLLM would fail on, located (see `located_problem`), or None.
+
+    `serve` asks this before loading LiteLLM, so a broken config fails in a moment with file:line.
+    """
+    failures = [p for p in config_problems(gw.config) if p[0] == FAIL]
+    return located_problem(gw, failures[0]) if failures else None
 
 
 def _dotted(path: tuple[Any, ...]) -> str:
@@ -170,6 +185,8 @@ def _routed(model: str, names: set[str]) -> bool:
 def check_env_file(ctx: Context, row: Row) -> CheckResult:
     """.env exists next to config.yaml and only its owner can read it."""
     path = ctx.gateway.env_path
+    if ctx.env_error is not None:
+        return row(FAIL, str(ctx.env_error), ctx.env_error.hint or "")
     if not path.exists():
         return row(FAIL, f"{path}: missing", "run `cc-gateway init` in that folder (it keeps config.yaml)"
         )
@@ -191,7 +208,9 @@ def check_variables(ctx: Context, row: Row) -> CheckResult:
     if not missing and not placeholders:
         optional = [v for v in used if v not in required and not gw.env.get(v, "").strip()]
         note = f" ({', '.join(optional)} empty: optional)" if optional else ""
-        return row(OK, f"the {len(used) - len(optional)} variables the config needs are set{note}")
+        count = len(used) - len(optional)
+        what = "the variable the config needs is set" if count == 1 else f"the {count} variables the config needs are set"
+        return row(OK, f"{what}{note}")
     first = (missing or placeholders)[0]
     state = "is not set" if first in missing else "is still a placeholder"
     others = [v for v in missing + placeholders if v != first]
@@ -234,11 +253,11 @@ def check_key_shapes(ctx: Context, row: Row) -> CheckResult:
 def _shape_problems(gw: Gateway) -> list[tuple[str, str, str]]:
     env, found = gw.env, []
     master = env.get("LITELLM_MASTER_KEY", "").strip()
-    if master and not is_placeholder(master) and not master.startswith("sk-"):
+    if master and not is_placeholder(master) and is_weak_key(master) and not is_well_known_key(master):
         found.append(
             (
                 FAIL,
-                "LITELLM_MASTER_KEY does not start with sk- (serve refuses it)",
+                f"LITELLM_MASTER_KEY is not sk- and at least {MIN_KEY_LENGTH} characters (serve refuses it)",
                 "run `cc-gateway init` again to generate one",
             )
         )
