@@ -95,7 +95,7 @@ def _check_config_name(config: Path | None) -> None:
 
 def _check_config(gateway: Gateway) -> None:
     """doctor's structural checks of config.yaml, before LiteLLM loads (seconds) and fails on it."""
-    from cc_gateway.doctor.files import config_failure
+    from cc_gateway.gateway.validate import config_failure
 
     failure = config_failure(gateway)
     if failure is not None:
