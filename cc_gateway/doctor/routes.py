@@ -35,8 +35,11 @@ PROBE_TOOL = {
     "input_schema": {"type": "object", "properties": {}},
 }
 PROBE_PROMPT = "Reply with the single word: ok"
+# The words of aiohttp, httpx and the OpenAI SDK (LiteLLM passes on its "Connection error.") for a refused
+# connection, and the gateway's own (runtime.failures: "nothing answers at URL").
 _CONNECT = re.compile(
-    r"Cannot connect to host|Connection refused|Connect call failed|ConnectError|APIConnectionError|nothing answers at"
+    r"Cannot connect to host|Connection refused|Connect call failed|ConnectError|APIConnectionError|Connection error\."
+    r"|nothing answers at"
 )
 #: The upstream's own status inside the gateway's 424/400 messages (runtime.failures: "(401: ...)").
 _UPSTREAM_STATUS = re.compile(r"\((\d{3}): ")
