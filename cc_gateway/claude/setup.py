@@ -357,7 +357,8 @@ def add_picker(plan: SetupPlan, client: ClientEnv, target: Path) -> None:
     updates = picker.merged(current if isinstance(current, dict) else {}, client.settings)
     if updates:
         new = jsonedit.merge(change.new, updates, section=None, path=target)
-        plan.changes[index] = FileChange(change.path, change.old, new, change.private)
+        # The key-by-key undo record stays the env block's: a whole-file undo takes the picker back too.
+        plan.changes[index] = FileChange(change.path, change.old, new, change.private, change.updates, change.section)
 
 
 def apply_setup(plan: SetupPlan, state_dir: Path) -> list[Path]:
