@@ -396,3 +396,66 @@ def test_provider_from_the_model_prefix_only_without_an_api_base():
         {"model_name": "b", "litellm_params": {"model": "anthropic/glm", "api_base": "https://example"}},
     ], catalogue=CATALOGUE)  # fmt: skip
     assert table.caps("a").provider == "anthropic" and table.caps("b").provider is None
+
+
+# --------------------------------------------------------------------------- doctor's findings
+
+
+def test_rule_problems_name_missing_wildcard_and_unable_targets():
+    from cc_gateway.routing.checks import FAIL, WARN, rule_problems
+
+    rules = parse_rules({"routing_rules": [
+        {"subagent": "nope"},
+        {"web_search": "claude-*"},
+        {"image": "glm"},
+        {"long_context": {"above_tokens": 100_000, "route": "glm-fast"}},
+        {"image": "vision"},
+        {"thinking": "claude-opus-5-5"},
+        {"long_context": {"above_tokens": 100_000, "route": "vision"}},
+    ]})  # fmt: skip
+    found = [(p.status, p.rule.index, p.message) for p in rule_problems(rules, TABLE)]
+    assert (FAIL, 0, "rule subagent sends to nope, which is no route or alias") in found
+    assert any(s == FAIL and i == 1 and "wildcard claude-*" in m for s, i, m in found)
+    assert any(s == FAIL and i == 2 and "sends images to route glm, which does not take them" in m for s, i, m in found)
+    assert any(s == FAIL and i == 3 and "(64,000) is not above the rule's 100,000" in m for s, i, m in found)
+    assert not any(i in (4, 5) for _, i, _ in found)  # vision takes images, claude-* thinks
+    assert (WARN, 6, "route vision's context window is not known: long requests may not fit") in found
+    assert [s for s, _, _ in found] == sorted((s for s, _, _ in found), key=lambda s: s != FAIL)
+
+
+# --------------------------------------------------------------------------- the notice line in a response
+
+
+def sse(*events: dict) -> bytes:
+    return b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+
+
+def test_stream_notice_becomes_the_first_block_and_later_indexes_move_up():
+    from cc_gateway.serve.notice import StreamNotice
+
+    stream = sse(
+        {"type": "message_start", "message": {"id": "m", "content": []}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hello"}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_stop"},
+    )
+    notice = StreamNotice("[cc-gateway] note")
+    out = b"".join(notice.feed(stream[i : i + 7]) for i in range(0, len(stream), 7)) + notice.feed(b"", final=True)
+    events = [json.loads(line[5:]) for line in out.decode().splitlines() if line.startswith("data:")]
+    assert [(e["type"], e.get("index")) for e in events] == [
+        ("message_start", None),
+        ("content_block_start", 0), ("content_block_delta", 0), ("content_block_stop", 0),
+        ("content_block_start", 1), ("content_block_delta", 1), ("content_block_stop", 1),
+        ("message_stop", None),
+    ]  # fmt: skip
+    assert events[2]["delta"]["text"].startswith("[cc-gateway] note") and events[5]["delta"]["text"] == "hello"
+
+
+def test_json_notice_is_put_first_in_content():
+    from cc_gateway.serve.notice import add_to_message
+
+    message = {"type": "message", "content": [{"type": "text", "text": "hi"}]}
+    out = json.loads(add_to_message(json.dumps(message).encode(), "[cc-gateway] note"))
+    assert [b["text"] for b in out["content"]] == ["[cc-gateway] note\n\n", "hi"]
+    assert add_to_message(b'{"type":"error"}', "x") == b'{"type":"error"}'

@@ -202,19 +202,27 @@ def _guards(decision: Decision, request: RequestView, table: RouteTable) -> Deci
         able = table.taking(lambda c: c.images)
         where = f"routes that take images: {', '.join(able)}" if able else "no route here is known to take images"
         message = (
-            f"route {route} does not take images ({where}); add '- image: {able[0] if able else 'ROUTE'}' "
+            f"route {route} does not take images ({where}); add '- image: {_target(able)}' "
             "to routing_rules in config.yaml, or ask for such a route"
         )
         return _replace(decision, refusal=message)
     if request.web_search and caps.web_search is not True:
         able = table.taking(lambda c: c.web_search)
-        suggestion = f"'- web_search: {able[0]}'" if able else "a web_search rule to a route that can run it"
+        suggestion = f"'- web_search: {_target(able)}'" if able else "a web_search rule to a route that can run it"
         notice = (
             f"[cc-gateway] web search is not available on route {route}: the web_search tool was removed, so "
             f"this answer does not come from a search; add {suggestion} to routing_rules in config.yaml"
         )
         return _replace(decision, strip_web_search=True, notice=notice)
     return decision
+
+
+def _target(routes: list[str]) -> str:
+    """A rule target to suggest: a route by name, or a model id a wildcard route serves."""
+    named = [r for r in routes if "*" not in r]
+    if named:
+        return named[0]
+    return f"<a model id matching {routes[0]}>" if routes else "ROUTE"
 
 
 def _replace(decision: Decision, **changes: Any) -> Decision:

@@ -1,0 +1,65 @@
+"""`add-model --for KIND`: point a routing rule of config.yaml at a new route.
+
+The rule of that kind already in `routing_rules` is re-pointed in place (its other fields kept);
+without one, a rule is appended (the section is created when missing). Returned as the same
+(kind, key path, value) operations `route_edit` applies to text and data alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cc_gateway.core.errors import UsageError
+from cc_gateway.routing.rules import SECTION
+
+#: `--for` values and the rule kind each one sets.
+FOR_KINDS = {"background": "background", "subagent": "subagent", "long-context": "long_context", "image": "image"}
+DEFAULT_ABOVE_TOKENS = 60_000
+
+Op = tuple[str, tuple[Any, ...], Any]
+
+
+def rule_ops(config: Mapping[str, Any], route: str, purpose: str | None, above_tokens: int | None) -> tuple[list[Op], list[str]]:
+    """Operations (and notes) that send `purpose` requests to `route`."""
+    if purpose is None:
+        if above_tokens is not None:
+            raise UsageError("--above-tokens goes with --for long-context")
+        return [], []
+    kind = FOR_KINDS.get(purpose)
+    if kind is None:
+        raise UsageError(f"--for {purpose!r} is not a rule", hint=f"use one of: {', '.join(FOR_KINDS)}")
+    if above_tokens is not None and kind != "long_context":
+        raise UsageError("--above-tokens goes with --for long-context")
+    if above_tokens is not None and above_tokens < 1:
+        raise UsageError("--above-tokens must be a positive number of tokens")
+    rules = config.get(SECTION)
+    if rules is not None and not isinstance(rules, list):
+        raise UsageError(f"config.yaml's {SECTION} is not a list", hint="fix it by hand, then run add-model again")
+    for index, item in enumerate(rules or []):
+        if isinstance(item, Mapping) and kind in item:
+            return _repoint(index, item, kind, route, above_tokens)
+    value: Any = route
+    if kind == "long_context":
+        value = {"above_tokens": above_tokens or DEFAULT_ABOVE_TOKENS, "route": route}
+    note = f"{SECTION}: added '{kind}' -> {route}" + (
+        f" above {value['above_tokens']:,} tokens" if kind == "long_context" else ""
+    )
+    return [("append", (SECTION,), {kind: value})], [note]
+
+
+def _repoint(index: int, item: Mapping[str, Any], kind: str, route: str, above_tokens: int | None) -> tuple[list[Op], list[str]]:
+    current = item[kind]
+    if kind == "long_context" or isinstance(current, Mapping):
+        fields = dict(current) if isinstance(current, Mapping) else {}
+        was = fields.get("route")
+        fields["route"] = route
+        if kind == "long_context":
+            fields["above_tokens"] = above_tokens or fields.get("above_tokens") or DEFAULT_ABOVE_TOKENS
+        value: Any = fields
+    else:
+        was, value = current, route
+    new_item = {**item, kind: value}
+    if new_item == dict(item):
+        return [], [f"{SECTION}: '{kind}' already sends to {route}"]
+    return [("set", (SECTION, index), new_item)], [f"{SECTION}: '{kind}' now sends to {route} (was {was})"]
