@@ -74,7 +74,7 @@ def make_folders(work: Path, upstream: str) -> tuple[Path, Path]:
         subprocess.run(
             [sys.executable, "-m", "cc_gateway", "add-model", name, "--provider", provider, "--model", name,
              "--api-base", upstream, "--dir", str(plain)],
-            check=True, env=env, stdout=subprocess.DEVNULL,
+            check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
     with_rules = work / "with-rules"
     shutil.copytree(plain, with_rules)

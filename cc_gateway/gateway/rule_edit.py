@@ -20,32 +20,38 @@ DEFAULT_ABOVE_TOKENS = 60_000
 Op = tuple[str, tuple[Any, ...], Any]
 
 
-def rule_ops(config: Mapping[str, Any], route: str, purpose: str | None, above_tokens: int | None) -> tuple[list[Op], list[str]]:
-    """Operations (and notes) that send `purpose` requests to `route`."""
-    if purpose is None:
-        if above_tokens is not None:
-            raise UsageError("--above-tokens goes with --for long-context")
-        return [], []
-    kind = FOR_KINDS.get(purpose)
-    if kind is None:
-        raise UsageError(f"--for {purpose!r} is not a rule", hint=f"use one of: {', '.join(FOR_KINDS)}")
-    if above_tokens is not None and kind != "long_context":
+def rule_ops(
+    config: Mapping[str, Any], route: str, purposes: tuple[str, ...], above_tokens: int | None
+) -> tuple[list[Op], list[str]]:
+    """Operations (and notes) that send each purpose's requests (`--for`) to `route`."""
+    if above_tokens is not None and "long-context" not in purposes:
         raise UsageError("--above-tokens goes with --for long-context")
     if above_tokens is not None and above_tokens < 1:
         raise UsageError("--above-tokens must be a positive number of tokens")
     rules = config.get(SECTION)
     if rules is not None and not isinstance(rules, list):
         raise UsageError(f"config.yaml's {SECTION} is not a list", hint="fix it by hand, then run add-model again")
-    for index, item in enumerate(rules or []):
-        if isinstance(item, Mapping) and kind in item:
-            return _repoint(index, item, kind, route, above_tokens)
-    value: Any = route
-    if kind == "long_context":
-        value = {"above_tokens": above_tokens or DEFAULT_ABOVE_TOKENS, "route": route}
-    note = f"{SECTION}: added '{kind}' -> {route}" + (
-        f" above {value['above_tokens']:,} tokens" if kind == "long_context" else ""
-    )
-    return [("append", (SECTION,), {kind: value})], [note]
+    ops: list[Op] = []
+    notes: list[str] = []
+    new: list[dict[str, Any]] = []
+    for purpose in dict.fromkeys(purposes):
+        kind = FOR_KINDS.get(purpose)
+        if kind is None:
+            raise UsageError(f"--for {purpose!r} is not a rule", hint=f"use one of: {', '.join(FOR_KINDS)}")
+        index = next((i for i, item in enumerate(rules or []) if isinstance(item, Mapping) and kind in item), None)
+        if index is not None:
+            more_ops, more_notes = _repoint(index, rules[index], kind, route, above_tokens)
+            ops += more_ops
+            notes += more_notes
+            continue
+        value: Any = route
+        if kind == "long_context":
+            value = {"above_tokens": above_tokens or DEFAULT_ABOVE_TOKENS, "route": route}
+        new.append({kind: value})
+        extra = f" above {value['above_tokens']:,} tokens" if kind == "long_context" else ""
+        notes.append(f"{SECTION}: added '{kind}' -> {route}{extra}")
+    ops += [("append", (SECTION,), item) for item in new]
+    return ops, notes
 
 
 def _repoint(index: int, item: Mapping[str, Any], kind: str, route: str, above_tokens: int | None) -> tuple[list[Op], list[str]]:

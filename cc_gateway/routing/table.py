@@ -118,6 +118,12 @@ class RouteTable:
         self._wildcards = [name for name in self._groups if "*" in name]
         self._caps: dict[str, RouteCaps] = {}
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], catalogue: Mapping[str, Any] | None = None) -> RouteTable:
+        """The table of a loaded config.yaml (its model_list and router_settings.model_group_alias)."""
+        router = config.get("router_settings") if isinstance(config.get("router_settings"), Mapping) else {}
+        return cls(config.get("model_list") or [], router.get("model_group_alias"), catalogue)
+
     @property
     def names(self) -> list[str]:
         """Route names in config order."""
