@@ -580,3 +580,14 @@ def test_serve_refuses_a_rule_that_does_not_parse(folder):
     result = run_cli("serve", "--dir", str(folder), "--port", "1")
     assert result.returncode == 1, result.stderr
     assert "routing_rules[3].long_context.above_tokens: is missing" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_remove_model_drops_the_rules_that_send_to_it(folder):
+    from conftest import run_cli
+
+    from cc_gateway.core.files import load_yaml
+
+    result = run_cli("remove-model", "glm-fast", "--dir", str(folder))
+    assert result.returncode == 0, result.stderr
+    assert "routing_rules: removed 'subagent' (it sent to glm-fast)" in result.stderr
+    assert load_yaml(folder / "config.yaml")["routing_rules"] == [{"long_context": {"above_tokens": 90000, "route": "kimi-long"}}]

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cc_gateway.core.errors import UsageError
-from cc_gateway.routing.rules import SECTION
+SECTION = "routing_rules"  # the section of config.yaml (cc_gateway/routing/rules.py reads it)
 
 #: `--for` values and the rule kind each one sets.
 FOR_KINDS = {"background": "background", "subagent": "subagent", "long-context": "long_context", "image": "image"}
@@ -69,3 +69,19 @@ def _repoint(index: int, item: Mapping[str, Any], kind: str, route: str, above_t
     if new_item == dict(item):
         return [], [f"{SECTION}: '{kind}' already sends to {route}"]
     return [("set", (SECTION, index), new_item)], [f"{SECTION}: '{kind}' now sends to {route} (was {was})"]
+
+
+def remove_rule_ops(config: Mapping[str, Any], route: str) -> tuple[list[Op], list[str]]:
+    """Operations (and notes) that drop the rules sending to a route being removed (last first)."""
+    rules = config.get(SECTION)
+    if not isinstance(rules, list):
+        return [], []
+    doomed = [i for i, item in enumerate(rules) if isinstance(item, Mapping) and _target(item) == route]
+    ops: list[Op] = [("delete", (SECTION, i), None) for i in reversed(doomed)]
+    notes = [f"{SECTION}: removed '{next(iter(k for k in rules[i] if k != 'name'))}' (it sent to {route})" for i in doomed]
+    return ops, notes
+
+
+def _target(item: Mapping[str, Any]) -> Any:
+    value = next((v for k, v in item.items() if k != "name"), None)
+    return value.get("route", value.get("to")) if isinstance(value, Mapping) else value

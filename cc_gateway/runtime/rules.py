@@ -71,12 +71,19 @@ def reload() -> None:
     _loaded = _Loaded()
 
 
-def route(data: dict[str, Any], headers: Mapping[str, str], router: Any) -> Decision | None:
+def request_headers(data: Mapping[str, Any]) -> dict[str, str]:
+    """The client's request headers, lower-case (LiteLLM keeps them in secret_fields, out of its logs)."""
+    secret = data.get("secret_fields") or {}
+    raw = secret.get("raw_headers") if isinstance(secret, Mapping) else getattr(secret, "raw_headers", None)
+    return {str(k).lower(): str(v) for k, v in (raw or {}).items()}
+
+
+def route(data: dict[str, Any], router: Any) -> Decision | None:
     """Evaluate the rules for one request and apply the decision to `data` (raises a 400 to refuse)."""
     if router is None or not isinstance(data.get("model"), str):
         return None
     rules = _loaded.load()
-    view = RequestView(data, headers)
+    view = RequestView(data, request_headers(data))
     if not rules and not _guarded(view):
         return None
     decision = evaluate(rules, view, _loaded.table(router), _loaded.hooks)
