@@ -132,7 +132,9 @@ def main() -> None:
             fake.wait(10)
 
 
-def run_rounds(gen: serve_bench.LoadGen, servers: list, body: dict, args: argparse.Namespace) -> list[tuple[float, float]]:
+def run_rounds(
+    gen: serve_bench.LoadGen, servers: list, body: dict, args: argparse.Namespace
+) -> list[tuple[float, float]]:
     """(no-rules, rules) CPU ms per request for each round, after a warm-up batch each."""
     for server in servers:
         gen.run(base=server.base, key=server.env["LITELLM_MASTER_KEY"], n=50, c=args.concurrency, streamed=False,

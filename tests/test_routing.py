@@ -500,7 +500,9 @@ def test_add_model_for_image_marks_the_route_as_taking_images(folder):
 
     from cc_gateway.core.files import load_yaml
 
-    result = run_cli("add-model", "vl", "--provider", "zai", "--model", "glm-4.5v", "--for", "image", "--dir", str(folder))
+    result = run_cli(
+        "add-model", "vl", "--provider", "zai", "--model", "glm-4.5v", "--for", "image", "--dir", str(folder)
+    )
     assert result.returncode == 0, result.stderr
     config = load_yaml(folder / "config.yaml")
     assert config["routing_rules"][-1] == {"image": "vl"}
@@ -548,7 +550,9 @@ def test_route_explain_reads_stdin_and_names_the_guards(folder):
                             input=json.dumps(payload), capture_output=True, text=True, env=cli_env(), timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "-> model glm-fast, route glm-fast (no rule fired)" in result.stdout
-    assert "the web_search tool is removed; the client is told: [cc-gateway] web search is not available" in result.stdout
+    assert (
+        "the web_search tool is removed; the client is told: [cc-gateway] web search is not available" in result.stdout
+    )
 
 
 def test_route_explain_bad_json_is_one_line(folder, tmp_path):
@@ -579,7 +583,9 @@ def test_serve_refuses_a_rule_that_does_not_parse(folder):
     config.write_text(config.read_text() + "- long_context: {route: kimi-long}\n")
     result = run_cli("serve", "--dir", str(folder), "--port", "1")
     assert result.returncode == 1, result.stderr
-    assert "routing_rules[3].long_context.above_tokens: is missing" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        "routing_rules[3].long_context.above_tokens: is missing" in result.stderr and "Traceback" not in result.stderr
+    )
 
 
 def test_remove_model_drops_the_rules_that_send_to_it(folder):
@@ -590,4 +596,6 @@ def test_remove_model_drops_the_rules_that_send_to_it(folder):
     result = run_cli("remove-model", "glm-fast", "--dir", str(folder))
     assert result.returncode == 0, result.stderr
     assert "routing_rules: removed 'subagent' (it sent to glm-fast)" in result.stderr
-    assert load_yaml(folder / "config.yaml")["routing_rules"] == [{"long_context": {"above_tokens": 90000, "route": "kimi-long"}}]
+    assert load_yaml(folder / "config.yaml")["routing_rules"] == [
+        {"long_context": {"above_tokens": 90000, "route": "kimi-long"}}
+    ]

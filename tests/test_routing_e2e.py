@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import ROOT, Gateway, claude_bin, cli_env, init_gateway, run_cli, start_gateway
-from fakeupstream import Fault, FakeUpstream, Received, Reply
+from fakeupstream import FakeUpstream, Fault, Received, Reply
 
 from cc_gateway.routing import estimate_tokens
 
@@ -129,7 +129,9 @@ def claude() -> str:
     return path
 
 
-def run_claude(claude: str, gw: Gateway, tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+def run_claude(
+    claude: str, gw: Gateway, tmp_path: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess:
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir(exist_ok=True)
     work.mkdir(exist_ok=True)
@@ -221,7 +223,10 @@ def test_an_image_prompt_goes_to_the_vision_route(claude, gw, fresh, tmp_path):
     fresh["vision"].default = lambda r: Reply(text="I see a red square.")
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png",
                                          "data": base64.b64encode(png()).decode()}}  # fmt: skip
-    prompt = {"type": "user", "message": {"role": "user", "content": [image, {"type": "text", "text": "What is this?"}]}}
+    prompt = {
+        "type": "user",
+        "message": {"role": "user", "content": [image, {"type": "text", "text": "What is this?"}]},
+    }
     result = run_claude(claude, gw, tmp_path, "--input-format", "stream-json", "--output-format", "stream-json",
                         "--verbose", stdin=json.dumps(prompt) + "\n")  # fmt: skip
     assert result.returncode == 0, f"{result.stdout[-2000:]}\n{result.stderr}\n{gw.log()[-3000:]}"
@@ -277,7 +282,10 @@ def plain_gw(tmp_path_factory: pytest.TempPathFactory, ups: dict[str, FakeUpstre
     gateway.stop()
 
 
-IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": base64.b64encode(png()).decode()}}
+IMAGE = {
+    "type": "image",
+    "source": {"type": "base64", "media_type": "image/png", "data": base64.b64encode(png()).decode()},
+}
 
 
 def test_an_image_to_a_text_only_route_without_a_rule_is_refused_naming_a_route_that_takes_images(plain_gw, fresh):

@@ -65,9 +65,11 @@ def _read_body(source: str) -> tuple[dict, dict[str, str]]:
     except ValueError as exc:
         line = getattr(exc, "lineno", None)
         where = f"{name}:{line}" if line else name
-        raise ConfigError(f"{where}: not JSON ({exc})", hint="save the request body as JSON (what /v1/messages gets)") from None
+        raise ConfigError(
+            f"{where}: not JSON ({exc})", hint="save the request body as JSON (what /v1/messages gets)"
+        ) from None
     if not isinstance(body, dict):
-        raise ConfigError(f"{name}: a request body is a JSON object", hint="e.g. {\"model\": ..., \"messages\": [...]}")
+        raise ConfigError(f"{name}: a request body is a JSON object", hint='e.g. {"model": ..., "messages": [...]}')
     if isinstance(body.get("body"), dict):  # a saved {"headers": ..., "body": ...} pair
         saved = body.get("headers") if isinstance(body.get("headers"), dict) else {}
         return body["body"], {str(k).lower(): str(v) for k, v in saved.items()}
@@ -79,6 +81,8 @@ def _headers(values: list[str]) -> dict[str, str]:
     for value in values:
         name, sep, rest = value.partition(":")
         if not sep or not name.strip():
-            raise UsageError(f"--header {value!r} is not 'name: value'", hint="e.g. --header 'x-claude-code-agent-id: a1'")
+            raise UsageError(
+                f"--header {value!r} is not 'name: value'", hint="e.g. --header 'x-claude-code-agent-id: a1'"
+            )
         found[name.strip().lower()] = rest.strip()
     return found

@@ -53,6 +53,7 @@ KNOWN_SECTIONS = {
     "model_group_settings",
     "prompts",
     "policies",
+    "routing_rules",  # cc-gateway's own (README "Routing rules"); LiteLLM ignores it
 }
 _KEY_SHAPE = re.compile(
     r"^(sk-[A-Za-z0-9_\-]{8,}|AIza[A-Za-z0-9_\-]{20,}|gsk_[A-Za-z0-9]{16,}|(AKIA|ASIA)[A-Z0-9]{16})$"

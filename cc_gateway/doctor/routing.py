@@ -27,7 +27,9 @@ def check_routing_rules(ctx: Context, row: Row) -> CheckResult:
             return row(FAIL, f"{gw.config_path}:{rule.line}: hook {rule.hook}: no module {rule.hook.rpartition('.')[0]}",
                        "put it next to config.yaml (or install it); `serve` refuses to start without it")  # fmt: skip
     if not problems:
-        return row(OK, f"{len(rules)} rules ({', '.join(r.label for r in rules)}); every target can take what it is sent")
+        return row(
+            OK, f"{len(rules)} rules ({', '.join(r.label for r in rules)}); every target can take what it is sent"
+        )
     first = problems[0]
     more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
     status = FAIL if first.status == "fail" else WARN

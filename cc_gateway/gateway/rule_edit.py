@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cc_gateway.core.errors import UsageError
+
 SECTION = "routing_rules"  # the section of config.yaml (cc_gateway/routing/rules.py reads it)
 
 #: `--for` values and the rule kind each one sets.
@@ -54,7 +55,9 @@ def rule_ops(
     return ops, notes
 
 
-def _repoint(index: int, item: Mapping[str, Any], kind: str, route: str, above_tokens: int | None) -> tuple[list[Op], list[str]]:
+def _repoint(
+    index: int, item: Mapping[str, Any], kind: str, route: str, above_tokens: int | None
+) -> tuple[list[Op], list[str]]:
     current = item[kind]
     if kind == "long_context" or isinstance(current, Mapping):
         fields = dict(current) if isinstance(current, Mapping) else {}
@@ -71,6 +74,11 @@ def _repoint(index: int, item: Mapping[str, Any], kind: str, route: str, above_t
     return [("set", (SECTION, index), new_item)], [f"{SECTION}: '{kind}' now sends to {route} (was {was})"]
 
 
+def purpose_model_info(purposes: tuple[str, ...]) -> dict[str, Any]:
+    """model_info a route gets for its purposes: `--for image` says the model takes images."""
+    return {"supports_vision": True} if "image" in purposes else {}
+
+
 def remove_rule_ops(config: Mapping[str, Any], route: str) -> tuple[list[Op], list[str]]:
     """Operations (and notes) that drop the rules sending to a route being removed (last first)."""
     rules = config.get(SECTION)
@@ -78,7 +86,9 @@ def remove_rule_ops(config: Mapping[str, Any], route: str) -> tuple[list[Op], li
         return [], []
     doomed = [i for i, item in enumerate(rules) if isinstance(item, Mapping) and _target(item) == route]
     ops: list[Op] = [("delete", (SECTION, i), None) for i in reversed(doomed)]
-    notes = [f"{SECTION}: removed '{next(iter(k for k in rules[i] if k != 'name'))}' (it sent to {route})" for i in doomed]
+    notes = [
+        f"{SECTION}: removed '{next(iter(k for k in rules[i] if k != 'name'))}' (it sent to {route})" for i in doomed
+    ]
     return ops, notes
 
 
