@@ -599,3 +599,29 @@ def test_remove_model_drops_the_rules_that_send_to_it(folder):
     assert load_yaml(folder / "config.yaml")["routing_rules"] == [
         {"long_context": {"above_tokens": 90000, "route": "kimi-long"}}
     ]
+
+
+@pytest.mark.parametrize("answer", ["y", "n"])
+def test_the_wizard_offers_the_presets_rules(tmp_path, answer):
+    import sys
+
+    pexpect = pytest.importorskip("pexpect")
+    from cc_gateway.core.files import load_yaml
+
+    child = pexpect.spawn(sys.executable, ["-m", "cc_gateway", "init", "--preset", "multi-provider", "--port", "4711",
+                                           "--dir", str(tmp_path / "gw")], encoding="utf-8", timeout=30,
+                          dimensions=(40, 250))  # fmt: skip
+    asked: set[str] = set()
+    for _ in range(30):  # Enter skips each key question (prompts are redrawn: answer each once), then the rules one
+        if child.expect([r"Routing rules \(subagent -> glm-fast; background -> glm-fast; long_context -> kimi above "
+                         r"160,000 tokens\)\?", r"([A-Z_]+) \([^\n]*Enter to skip"]) == 0:  # fmt: skip
+            break
+        if child.match.group(1) not in asked:
+            asked.add(child.match.group(1))
+            child.send("\r")
+    child.send(answer)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    rules = load_yaml(tmp_path / "gw" / "config.yaml").get("routing_rules")
+    assert (rules is not None) == (answer == "y")
