@@ -27,6 +27,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
+sys.path.insert(1, str(BENCH.parent / "tests"))
 
 import serve_bench  # noqa: E402 - the load generator and server handling of the serve bench
 
@@ -44,26 +45,11 @@ routing_rules:
 
 def claude_code_body(turns: int = 30) -> dict:
     """A /v1/messages body shaped like a Claude Code session's (system, tools, tool turns, thinking on)."""
-    tools = [
-        {"name": f"Tool{i}", "description": "Runs a thing for the agent. " * 25,
-         "input_schema": {"type": "object", "properties": {"path": {"type": "string", "description": "a path"}}}}
-        for i in range(20)
-    ]  # fmt: skip
-    messages: list[dict] = [{"role": "user", "content": [{"type": "text", "text": "Fix the failing test."}]}]
-    for i in range(turns):
-        use = {"type": "tool_use", "id": f"toolu_{i:04d}", "name": "Tool1", "input": {"path": f"/src/mod{i}.py"}}
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": "Reading it."}, use]})
-        result = {"type": "tool_result", "tool_use_id": f"toolu_{i:04d}", "content": "def f(x):\n    return x\n" * 60}
-        messages.append({"role": "user", "content": [result]})
-    return {
-        "model": "claude-sonnet-5",
-        "max_tokens": 1024,
-        "system": [{"type": "text", "text": "You are Claude Code, a coding agent. " * 300}],
-        "tools": tools,
-        "messages": messages,
-        "thinking": {"type": "adaptive"},
-        "output_config": {"effort": "medium"},
-    }
+    from test_routing import claude_code_like  # the shape the unit tests check the token estimate on
+
+    body = claude_code_like(turns)
+    return {**body, "model": "claude-sonnet-5", "max_tokens": 1024, "thinking": {"type": "adaptive"},
+            "output_config": {"effort": "medium"}}  # fmt: skip
 
 
 def make_folders(work: Path, upstream: str) -> tuple[Path, Path]:

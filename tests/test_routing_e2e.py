@@ -21,6 +21,7 @@ import httpx
 import pytest
 from conftest import ROOT, Gateway, claude_bin, cli_env, init_gateway, run_cli, start_gateway
 from fakeupstream import FakeUpstream, Fault, Received, Reply
+from test_claude_code import claude_env
 
 from cc_gateway.routing import estimate_tokens
 
@@ -96,12 +97,20 @@ def fresh(ups: dict[str, FakeUpstream]) -> dict[str, FakeUpstream]:
     return ups
 
 
+def anthropic_gateway(folder: Path, ups: dict[str, FakeUpstream], additions: list[list[str]], *args: str) -> Gateway:
+    """The anthropic preset (Claude ids -> the main fake) grown with `add-model` calls, started."""
+    init_gateway(folder, "anthropic", "--api-base", f"anthropic={ups['main'].url}",
+                 "--key", f"ANTHROPIC_API_KEY={PROVIDER_KEY}")  # fmt: skip
+    for flags in additions:
+        result = run_cli("add-model", *flags, "--dir", str(folder))
+        assert result.returncode == 0, result.stderr
+    env = cli_env(folder, ZAI_API_KEY=ZAI_KEY, KIMI_API_KEY="sk-kimi-0123456789abcdefgh",
+                  OPENROUTER_API_KEY="sk-or-0123456789abcdefghij")  # fmt: skip
+    return start_gateway(folder, *args, env=env)
+
+
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, ups: dict[str, FakeUpstream]) -> Iterator[Gateway]:
-    folder = init_gateway(
-        tmp_path_factory.mktemp("routing"), "anthropic",
-        "--api-base", f"anthropic={ups['main'].url}", "--key", f"ANTHROPIC_API_KEY={PROVIDER_KEY}",
-    )  # fmt: skip
     additions = [
         ["glm-fast", "--provider", "zai", "--model", "glm-5-air", "--api-base", ups["fast"].url,
          "--for", "subagent", "--for", "background"],
@@ -111,12 +120,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory, ups: dict[str, FakeUpstream]) -
          "--for", "image"],
         ["glm", "--provider", "zai", "--model", "glm-5", "--api-base", ups["glm"].url],
     ]  # fmt: skip
-    for flags in additions:
-        result = run_cli("add-model", *flags, "--dir", str(folder))
-        assert result.returncode == 0, result.stderr
-    env = cli_env(folder, ZAI_API_KEY=ZAI_KEY, KIMI_API_KEY="sk-kimi-0123456789abcdefgh",
-                  OPENROUTER_API_KEY="sk-or-0123456789abcdefghij")  # fmt: skip
-    gateway = start_gateway(folder, "--log-level", "debug", env=env)
+    gateway = anthropic_gateway(tmp_path_factory.mktemp("routing"), ups, additions, "--log-level", "debug")
     yield gateway
     gateway.stop()
 
@@ -135,14 +139,7 @@ def run_claude(
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir(exist_ok=True)
     work.mkdir(exist_ok=True)
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(home),
-        "ANTHROPIC_BASE_URL": gw.url,
-        "ANTHROPIC_AUTH_TOKEN": gw.key,
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_AUTOUPDATER": "1",
-    }
+    env = claude_env(gw, home)
     return subprocess.run([claude, "-p", *args], cwd=work, env=env, input=stdin, capture_output=True, text=True,
                           timeout=240)  # fmt: skip
 
@@ -270,14 +267,8 @@ def test_a_web_search_request_to_a_non_anthropic_route_gets_no_upstream_400(clau
 @pytest.fixture(scope="module")
 def plain_gw(tmp_path_factory: pytest.TempPathFactory, ups: dict[str, FakeUpstream]) -> Iterator[Gateway]:
     """The anthropic preset plus a text-only glm route, and no routing rules."""
-    folder = init_gateway(
-        tmp_path_factory.mktemp("plain"), "anthropic",
-        "--api-base", f"anthropic={ups['main'].url}", "--key", f"ANTHROPIC_API_KEY={PROVIDER_KEY}",
-    )  # fmt: skip
-    result = run_cli("add-model", "glm", "--provider", "zai", "--model", "glm-5", "--api-base", ups["glm"].url,
-                     "--dir", str(folder))  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    gateway = start_gateway(folder, env=cli_env(folder, ZAI_API_KEY=ZAI_KEY))
+    glm = ["glm", "--provider", "zai", "--model", "glm-5", "--api-base", ups["glm"].url]
+    gateway = anthropic_gateway(tmp_path_factory.mktemp("plain"), ups, [glm])
     yield gateway
     gateway.stop()
 
