@@ -625,3 +625,9 @@ def test_the_wizard_offers_the_presets_rules(tmp_path, answer):
     assert child.exitstatus == 0, child.before
     rules = load_yaml(tmp_path / "gw" / "config.yaml").get("routing_rules")
     assert (rules is not None) == (answer == "y")
+
+
+def test_the_refusal_suggests_a_model_id_when_only_a_wildcard_route_takes_images():
+    table = RouteTable([route("glm", "zai"), route("claude-*", "anthropic", "anthropic/claude-*")], catalogue=CATALOGUE)
+    decision = evaluate((), RequestView({"model": "glm", "messages": [IMAGE_MESSAGE]}), table)
+    assert "(routes that take images: claude-*); add '- image: <a model id matching claude-*>'" in decision.refusal
