@@ -8,7 +8,7 @@ plus `glm-fast` and `kimi-long` routes, all answered by the fake upstream in its
 no rules; the other has seven, the token-count rule first, none of which fires on the benchmark's
 request, so both send the same request to the same route and the difference is the evaluation
 itself (token estimate, classification, the guards). The request is shaped like Claude Code's: a
-system prompt, 20 tools, 30 tool-use turns (~70 KB, ~17k tokens). The servers take turns batch by
+system prompt, 20 tools, 30 tool-use turns (~60 KB, ~13k tokens). The servers take turns batch by
 batch (order flipped each round); CPU is user + system time of each server's process tree divided by
 its requests. Printed: each round's ratio (rules / no rules), their median, and the engine's own time
 per request measured in this process, as a share of the no-rules CPU per request.
