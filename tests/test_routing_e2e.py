@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import struct
 import subprocess
 import zlib
@@ -181,7 +182,10 @@ def test_a_growing_session_moves_to_the_long_context_route_at_the_first_request_
     errors = [(tokens - fake_count(r)) / fake_count(r) for _, tokens, _, r in turns]
     print("estimate vs the fake upstream's count:", [(tokens, fake_count(r)) for _, tokens, _, r in turns])
     assert max(map(abs, errors)) < 0.15, [round(e, 3) for e in errors]  # against the fake upstream's count
-    assert "rule=long_context" in gw.log() and "rule=-" in gw.log()
+    log = gw.log()
+    assert "rule=long_context" in log and "rule=-" in log
+    assert re.search(r"rule long_context \(line \d+\): no: ~[\d,]+ tokens is not above 30,000", log)  # at debug
+    assert re.search(r"rule long_context \(line \d+\): fired: ~[\d,]+ tokens is above 30,000", log)
 
 
 def fake_count(received: Received) -> int:
