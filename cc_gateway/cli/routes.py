@@ -39,13 +39,21 @@ def add_model(
         typer.Option("--context-window", help="Input window in tokens [default: LiteLLM's catalogue, if known]."),
     ] = None,
     label: Annotated[str | None, typer.Option("--label", help="Title in Claude Code's /model picker.")] = None,
+    purposes: Annotated[
+        list[str],
+        typer.Option("--for", help="Send these requests here: background, subagent, long-context, image (repeatable)."),
+    ] = [],  # noqa: B006 - typer needs a literal default
+    above_tokens: Annotated[
+        int | None, typer.Option("--above-tokens", help="With --for long-context: the token count past which it fires.")
+    ] = None,
 ) -> None:
     """Add a route to config.yaml (comments and layout kept) and its variables to .env."""
     from cc_gateway.gateway import route_edit as routes
 
     name, provider, model, api_base = _route_wizard(name, provider, model, api_base)
     request = routes.NewRoute(
-        name, provider, model, api_base, key_env, tuple(alias), fallback_for, max_tokens, replace, force
+        name, provider, model, api_base, key_env, tuple(alias), fallback_for, max_tokens, replace, force,
+        tuple(purposes), above_tokens,
     )
     request = dataclasses.replace(request, context_window=context_window, label=label)
     edit = routes.plan_add(folder, request)

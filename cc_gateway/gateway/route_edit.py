@@ -30,10 +30,10 @@ from cc_gateway.core.files import (
 )
 from cc_gateway.core.secrets import is_placeholder
 from cc_gateway.core.yamledit import Doc, KeyPath, verify
-from cc_gateway.gateway import windows
 from cc_gateway.gateway.folder import CHAT_FLAG, KEY_PARAMS, env_ref, locate_config
-from cc_gateway.gateway.providers import Provider, load_providers
+from cc_gateway.gateway.providers import Provider, load_providers, picker_model_info
 from cc_gateway.gateway.render import ENV
+from cc_gateway.gateway.rule_edit import purpose_model_info, remove_rule_ops, rule_ops
 
 FALLBACK_KEYS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
 _VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -56,6 +56,8 @@ class NewRoute:
     max_tokens: int | None = None
     replace: bool = False
     force: bool = False  # re-point aliases that already exist
+    purposes: tuple[str, ...] = ()  # --for: routing rules to point at this route
+    above_tokens: int | None = None  # --above-tokens: the long-context rule's threshold
     context_window: int | None = None  # max_input_tokens (default: LiteLLM's catalogue, if it knows the model)
     label: str | None = None  # the route's title in Claude Code's /model picker
 
@@ -174,6 +176,8 @@ def plan_add(folder: Path | None, request: NewRoute) -> RouteEdit:
         "model_info": _model_info(provider, request),
     }
     ops, more = _route_ops(config, request, entry, provider)
+    more_ops, rule_notes = rule_ops(config.data, request.name, request.purposes, request.above_tokens)
+    ops, more = ops + more_ops, more + rule_notes
     new_text = _edit_config(config, ops)
     new_env, added = _edit_env(env_text, needs, env_values, request.name)
     files = {config.path: FileSpec(new_text, _mode(config.path))}
@@ -195,8 +199,6 @@ def _check_request(request: NewRoute) -> None:
         raise UsageError(f"--key-env {request.key_env!r} is not a variable name", hint="e.g. --key-env MY_API_KEY")
     if request.max_tokens is not None and request.max_tokens < 1:
         raise UsageError("--max-tokens must be a positive number")
-    if request.context_window is not None and request.context_window < 1024:
-        raise UsageError(f"--context-window {request.context_window} is not a window in tokens", hint="e.g. 128000")
     if request.api_base is not None and not re.match(r"^https?://[^\s/]+", request.api_base):
         raise UsageError(f"--api-base {request.api_base!r} is not an http(s) URL", hint="e.g. http://127.0.0.1:8000/v1")
 
@@ -223,10 +225,9 @@ def _model_info(provider: Provider, request: NewRoute) -> dict[str, Any]:
         # upstreams to /v1/responses instead of chat completions.
         info["supports_reasoning"] = False
     info["max_output_tokens"] = request.max_tokens or provider.max_tokens
-    window = request.context_window or windows.catalogue_window(request.model, provider.name)
-    info.update({"max_input_tokens": window} if window else {})
+    info.update(picker_model_info(request.context_window, request.model, provider.name, request.label))
     info["cc_gateway_provider"] = provider.name
-    info.update({"cc_gateway_label": request.label.strip()} if (request.label or "").strip() else {})
+    info.update(purpose_model_info(request.purposes))
     return info
 
 
@@ -389,6 +390,8 @@ def plan_remove(folder: Path | None, name: str) -> RouteEdit:
     ops += _remove_alias_ops(config, name, notes)
     for key in FALLBACK_KEYS:
         ops += _remove_fallback_ops(config, name, key, notes)
+    more_ops, rule_notes = remove_rule_ops(config.data, name)
+    ops, notes = ops + more_ops, notes + rule_notes
     new_text = _edit_config(config, ops)
     before = _params_vars(config.entries[index])
     still = _all_vars(parse_yaml(new_text, config.path))
