@@ -204,3 +204,105 @@ class FileWatch:
             return None
         self._candidate = None
         return current
+
+
+# --------------------------------------------------------------------------- validating and applying an edit
+
+
+@dataclass
+class Plan:
+    """A validated edit, ready to be applied by forking new workers."""
+
+    fingerprint: Fingerprint
+    pre: Any  # the new Preflight
+    restart_needed: list[str]
+
+
+@dataclass
+class Reloader:
+    """The supervisor's side of a reload: validate an edit, apply it to the environment, or refuse it."""
+
+    pre: Any  # the Preflight the running workers use
+    layer: EnvLayer
+    loaded: Loaded
+    watch: FileWatch
+    _previous: tuple | None = None
+
+    def poll(self, *, asked: bool) -> Fingerprint | None:
+        """A settled change of the files (the watch), or the files as they are when SIGHUP asked."""
+        if asked:
+            return self.watch.poll(force=True)
+        return self.watch.poll() if self.loaded.mode == "watch" else None
+
+    def prepare(self, fingerprint: Fingerprint) -> Plan | None:
+        """Validate the files with serve's start-up checks; None (logged, noted for doctor) when refused."""
+        from cc_gateway.core.errors import GatewayError
+        from cc_gateway.gateway.folder import load_gateway
+        from cc_gateway.serve.preflight import Preflight, check
+
+        options = self.pre.options
+        try:
+            gateway = load_gateway(config=self.pre.gateway.config_path)
+            gateway.env = self.layer.layered(gateway.env_file)
+            pre = Preflight(gateway, options, self.pre.port, self.pre.url)
+            check(pre)
+        except GatewayError as exc:
+            self.refuse(fingerprint, f"{exc}" + (f" ({exc.hint})" if exc.hint else ""))
+            return None
+        restart = []
+        if options.port is None and gateway.port != self.pre.port:
+            restart.append(f"CC_GATEWAY_PORT={gateway.port} in .env (it listens on {self.pre.port})")
+        if pre.workers < self.pre.workers:
+            self.refuse(fingerprint, f"{pre.workers_reason}, and {self.pre.workers} run: restart `cc-gateway serve`")
+            return None
+        if pre.workers > self.pre.workers:
+            restart.append(f"{pre.workers_reason} ({self.pre.workers} run now)")
+        pre.workers, pre.workers_reason = self.pre.workers, self.pre.workers_reason
+        return Plan(fingerprint, pre, restart)
+
+    def refuse(self, fingerprint: Fingerprint, reason: str) -> None:
+        """Log a refused edit, remember it (not retried until the files change again) and tell doctor."""
+        log.error("reload refused: %s; the old config keeps serving", reason)
+        self.watch.ignored.add(fingerprint)
+        self.watch.applied = self.loaded.fingerprint
+        refused = {"config": fingerprint.config, "env": fingerprint.env, "reason": reason}
+        self._note(refused=refused)
+
+    def commit(self, plan: Plan) -> None:
+        """Make the environment and the loaded fingerprint the ones the next workers start from."""
+        from cc_gateway.serve.logs import configure_logging
+        from cc_gateway.serve.preflight import export
+
+        self._previous = (dict(os.environ), list(self.layer.from_file), self.loaded.fingerprint, self.pre)
+        self.layer.apply(plan.pre.gateway.env_file, os.environ)
+        export(plan.pre.gateway)
+        configure_logging(plan.pre.options.log_level, dict(os.environ))  # redact the new secrets too
+        self.loaded.fingerprint = plan.fingerprint
+        self.loaded.generation += 1
+        self.pre = plan.pre
+        self.watch.applied = plan.fingerprint
+
+    def rollback(self, reason: str) -> None:
+        """The new workers did not start: back to what the old ones run, the edit refused."""
+        if self._previous is None:
+            return
+        environ, from_file, fingerprint, pre = self._previous
+        refused = self.loaded.fingerprint
+        os.environ.clear()
+        os.environ.update(environ)
+        self.layer.from_file, self.loaded.fingerprint, self.pre = from_file, fingerprint, pre
+        self.loaded.generation += 1
+        self._previous = None
+        self.refuse(refused, reason)
+
+    def done(self, plan: Plan) -> None:
+        """Every new worker serves: record what could not be applied."""
+        self._previous = None
+        restart_for = [plan.fingerprint.config, plan.fingerprint.env]
+        self._note(restart_needed=plan.restart_needed, restart_for=restart_for)
+        for note in plan.restart_needed:
+            log.warning("restart `cc-gateway serve` to apply: %s", note)
+
+    def _note(self, **fields: Any) -> None:
+        if self.loaded.shared is not None:
+            self.loaded.shared.write({"refused": None, "restart_needed": [], **fields})
