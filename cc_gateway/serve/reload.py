@@ -16,6 +16,7 @@ What a reload cannot apply (the port, fewer workers) is reported as "restart nee
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import mmap
@@ -209,13 +210,34 @@ class FileWatch:
 # --------------------------------------------------------------------------- validating and applying an edit
 
 
+def snapshot(config_path: Path) -> tuple[Fingerprint, str]:
+    """The files' fingerprint and the config text it was taken from (read once: what workers load)."""
+    try:
+        raw = config_path.read_bytes()
+    except OSError:
+        raw = b""
+    config = hashlib.sha256(raw).hexdigest() if raw else ""
+    return Fingerprint(config, digest(config_path.parent / ".env")), raw.decode("utf-8", "replace")
+
+
+def fingerprint_of(gateway: Any) -> Fingerprint:
+    """Pin the config text a gateway's workers will load and return the files' fingerprint."""
+    from cc_gateway.serve.litellm import pinned_config
+
+    fingerprint, text = snapshot(gateway.config_path)
+    pinned_config.pin(gateway.config_path, text)
+    return fingerprint
+
+
 @dataclass
 class Plan:
     """A validated edit, ready to be applied by forking new workers."""
 
     fingerprint: Fingerprint
+    text: str  # the config.yaml text validated (what the new workers load)
     pre: Any  # the new Preflight
     restart_needed: list[str]
+    changed: list[str]  # file names
 
 
 @dataclass
@@ -227,6 +249,13 @@ class Reloader:
     loaded: Loaded
     watch: FileWatch
     _previous: tuple | None = None
+    status: dict[str, Any] = field(default_factory=lambda: {"refused": None, "restart_needed": []})
+
+    @classmethod
+    def start(cls, pre: Any, loaded: Loaded) -> Reloader:
+        """The reloader of a gateway that has just passed preflight."""
+        layer = EnvLayer(os.environ, pre.env_from_file)
+        return cls(pre, layer, loaded, FileWatch(pre.gateway.config_path, loaded.fingerprint))
 
     def poll(self, *, asked: bool) -> Fingerprint | None:
         """A settled change of the files (the watch), or the files as they are when SIGHUP asked."""
@@ -234,13 +263,14 @@ class Reloader:
             return self.watch.poll(force=True)
         return self.watch.poll() if self.loaded.mode == "watch" else None
 
-    def prepare(self, fingerprint: Fingerprint) -> Plan | None:
+    def prepare(self) -> Plan | None:
         """Validate the files with serve's start-up checks; None (logged, noted for doctor) when refused."""
         from cc_gateway.core.errors import GatewayError
         from cc_gateway.gateway.folder import load_gateway
         from cc_gateway.serve.preflight import Preflight, check
 
         options = self.pre.options
+        fingerprint, text = snapshot(self.pre.gateway.config_path)
         try:
             gateway = load_gateway(config=self.pre.gateway.config_path)
             gateway.env = self.layer.layered(gateway.env_file)
@@ -257,8 +287,14 @@ class Reloader:
             return None
         if pre.workers > self.pre.workers:
             restart.append(f"{pre.workers_reason} ({self.pre.workers} run now)")
-        pre.workers, pre.workers_reason = self.pre.workers, self.pre.workers_reason
-        return Plan(fingerprint, pre, restart)
+        if snapshot(self.pre.gateway.config_path)[0] != fingerprint:
+            return None  # written to while being checked: the watch sees it again once it settles
+        pre.workers, pre.workers_reason, pre.limits = self.pre.workers, self.pre.workers_reason, self.pre.limits
+        changed = [
+            self.pre.gateway.config_path.name if k == "config" else ".env"
+            for k in fingerprint.changed(self.loaded.fingerprint)
+        ]
+        return Plan(fingerprint, text, pre, restart, changed)
 
     def refuse(self, fingerprint: Fingerprint, reason: str) -> None:
         """Log a refused edit, remember it (not retried until the files change again) and tell doctor."""
@@ -273,7 +309,10 @@ class Reloader:
         from cc_gateway.serve.logs import configure_logging
         from cc_gateway.serve.preflight import export
 
-        self._previous = (dict(os.environ), list(self.layer.from_file), self.loaded.fingerprint, self.pre)
+        from cc_gateway.serve.litellm import pinned_config
+
+        self._previous = (dict(os.environ), list(self.layer.from_file), self.loaded.fingerprint, self.pre, self._text())
+        pinned_config.pin(plan.pre.gateway.config_path, plan.text)
         self.layer.apply(plan.pre.gateway.env_file, os.environ)
         export(plan.pre.gateway)
         configure_logging(plan.pre.options.log_level, dict(os.environ))  # redact the new secrets too
@@ -286,10 +325,13 @@ class Reloader:
         """The new workers did not start: back to what the old ones run, the edit refused."""
         if self._previous is None:
             return
-        environ, from_file, fingerprint, pre = self._previous
+        from cc_gateway.serve.litellm import pinned_config
+
+        environ, from_file, fingerprint, pre, text = self._previous
         refused = self.loaded.fingerprint
         os.environ.clear()
         os.environ.update(environ)
+        pinned_config.pin(pre.gateway.config_path, text)
         self.layer.from_file, self.loaded.fingerprint, self.pre = from_file, fingerprint, pre
         self.loaded.generation += 1
         self._previous = None
@@ -303,6 +345,14 @@ class Reloader:
         for note in plan.restart_needed:
             log.warning("restart `cc-gateway serve` to apply: %s", note)
 
+    def _text(self) -> str:
+        from cc_gateway.serve.litellm import pinned_config
+
+        return pinned_config.pinned(self.pre.gateway.config_path)
+
     def _note(self, **fields: Any) -> None:
+        self.status.update(fields)
+        if "restart_needed" in fields:
+            self.status["refused"] = None  # an edit was applied: no refusal stands
         if self.loaded.shared is not None:
-            self.loaded.shared.write({"refused": None, "restart_needed": [], **fields})
+            self.loaded.shared.write(self.status)

@@ -25,6 +25,11 @@ def pin(path: Path, text: str) -> None:
     _PINNED[os.path.abspath(path)] = text
 
 
+def pinned(path: Path) -> str:
+    """The text pinned for `path` ('' if none)."""
+    return _PINNED.get(os.path.abspath(path), "")
+
+
 def install(app: Any = None) -> bool:
     """Wrap ProxyConfig._get_config_from_file; return whether it engaged."""
     import yaml
