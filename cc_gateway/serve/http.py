@@ -307,6 +307,12 @@ def engaged(config: Any) -> bool:
     return getattr(config, "http_protocol_class", None) in _IN_USE
 
 
+def apply_limits(limits: HttpLimits) -> None:
+    """Make the connections of workers forked from now on use `limits` (a reload changed them)."""
+    for cls in _IN_USE:
+        cls.limits = limits
+
+
 def retire_connections() -> None:
     """In a worker being replaced: from now on every response closes its connection."""
     for cls in _IN_USE:

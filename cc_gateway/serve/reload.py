@@ -289,7 +289,7 @@ class Reloader:
             restart.append(f"{pre.workers_reason} ({self.pre.workers} run now)")
         if snapshot(self.pre.gateway.config_path)[0] != fingerprint:
             return None  # written to while being checked: the watch sees it again once it settles
-        pre.workers, pre.workers_reason, pre.limits = self.pre.workers, self.pre.workers_reason, self.pre.limits
+        pre.workers, pre.workers_reason = self.pre.workers, self.pre.workers_reason
         changed = [
             self.pre.gateway.config_path.name if k == "config" else ".env"
             for k in fingerprint.changed(self.loaded.fingerprint)
@@ -317,7 +317,6 @@ class Reloader:
         export(plan.pre.gateway)
         configure_logging(plan.pre.options.log_level, dict(os.environ))  # redact the new secrets too
         self.loaded.fingerprint = plan.fingerprint
-        self.loaded.generation += 1
         self.pre = plan.pre
         self.watch.applied = plan.fingerprint
 
@@ -333,7 +332,6 @@ class Reloader:
         os.environ.update(environ)
         pinned_config.pin(pre.gateway.config_path, text)
         self.layer.from_file, self.loaded.fingerprint, self.pre = from_file, fingerprint, pre
-        self.loaded.generation += 1
         self._previous = None
         self.refuse(refused, reason)
 
