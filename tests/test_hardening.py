@@ -151,7 +151,7 @@ def test_bad_limit_values_are_one_clear_line(tmp_path: Path, upstream: FakeUpstr
     with (folder / ".env").open("a") as env:
         env.write("CC_GATEWAY_HEADER_TIMEOUT=soon\n")
     result = run_cli("serve", "--dir", str(folder))
-    assert result.returncode == 2 and "CC_GATEWAY_HEADER_TIMEOUT='soon'" in result.stderr, result.stderr
+    assert result.returncode == 1 and "CC_GATEWAY_HEADER_TIMEOUT='soon'" in result.stderr, result.stderr
 
 
 def test_the_gateway_answers_while_slow_connections_come_and_go(gw: Gateway, fresh_upstream: FakeUpstream) -> None:

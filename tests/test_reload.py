@@ -39,8 +39,13 @@ def _folder(tmp_path: Path, upstream: FakeUpstream) -> Path:
     )
 
 
+def _serve(folder: Path, *args: str) -> Gateway:
+    """`cc-gateway serve` on the port in the folder's .env (where doctor, models and add-model look)."""
+    return start_gateway(folder, *args, port=int(read_env(folder)["CC_GATEWAY_PORT"]), ready_timeout=180)
+
+
 def _served(gw: Gateway) -> set[str]:
-    reply = httpx.get(gw.url + "/v1/models", headers=gw.headers(), timeout=10)
+    reply = httpx.get(gw.url + "/v1/models", headers=gw.headers(), timeout=60)
     assert reply.status_code == 200, reply.text
     return {m["id"] for m in reply.json()["data"]}
 
@@ -106,7 +111,7 @@ def test_an_added_route_is_served_under_load_without_a_failed_request_or_cut_str
     """add-model while clients stream: the route appears in /v1/models, old workers finish, nothing fails."""
     folder = _folder(tmp_path, fresh_upstream)
     fresh_upstream.default = Echo(chunks=12, chunk_delay=0.1)  # ~1.2 s streams: some straddle every swap
-    gw = start_gateway(folder, "--workers", workers, ready_timeout=180)
+    gw = _serve(folder, "--workers", workers)
     try:
         before = _workers(gw)
         assert len(before) == int(workers)
@@ -114,7 +119,7 @@ def test_an_added_route_is_served_under_load_without_a_failed_request_or_cut_str
             assert wait_until(lambda: load.done["stream"] >= 4, 60), load.failures
             added = run_cli("add-model", "gpt-new", "--provider", "openai", "--model", "gpt-new", "--dir", str(folder))
             assert added.returncode == 0, added.stderr
-            assert "the running gateway serves it now" in added.stderr, added.stderr
+            assert "the running gateway serves the change now" in added.stderr, added.stderr
             assert "gpt-new" in _served(gw)
             streams_at_swap = load.done["stream"]
             assert wait_until(lambda: load.done["stream"] >= streams_at_swap + 8, 60), load.failures
@@ -123,7 +128,7 @@ def test_an_added_route_is_served_under_load_without_a_failed_request_or_cut_str
         after = wait_until(lambda: _workers(gw) if not (_workers(gw) & before) else set(), 60)
         assert len(after) == int(workers), "the old workers did not exit after their streams"
         reply = httpx.post(
-            gw.url + "/v1/messages", headers=gw.headers(), timeout=30,
+            gw.url + "/v1/messages", headers=gw.headers(), timeout=60,
             json={"model": "gpt-new", "max_tokens": 16, "messages": USER},
         )  # fmt: skip
         assert reply.status_code == 200 and "gpt-new" in reply.json()["content"][0]["text"]
@@ -137,7 +142,7 @@ def test_a_broken_edit_is_refused_with_its_line_and_the_old_config_keeps_serving
 ) -> None:
     """A YAML error is logged with file:line, no worker is replaced, doctor and models say what happened."""
     folder = _folder(tmp_path, fresh_upstream)
-    gw = start_gateway(folder, "--workers", "1", ready_timeout=180)
+    gw = _serve(folder, "--workers", "1")
     try:
         before = _workers(gw)
         config = folder / "config.yaml"
@@ -151,11 +156,9 @@ def test_a_broken_edit_is_refused_with_its_line_and_the_old_config_keeps_serving
         with Load(gw, streams=1, plain=1) as load:
             assert wait_until(lambda: load.done["stream"] >= 2 and load.done["plain"] >= 2, 60)
         assert load.failures == []
-        models = run_cli("models", "--dir", str(folder))
-        assert "the gateway refused the edited config.yaml" in models.stderr, models.stderr
         doctor = run_cli("doctor", "--dir", str(folder), "--json", "--no-network")
         row = next(c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "loaded config")
-        assert row["status"] == "fail" and "refused" in row["detail"]
+        assert row["status"] == "fail" and "refused" in row["detail"], row
         config.write_text(good.replace("claude-fast:", "claude-quick:"))  # fixed, with a visible change
         assert wait_until(lambda: "claude-quick" in _served(gw), 60), gw.log()
         assert "claude-fast" not in _served(gw)
@@ -163,31 +166,50 @@ def test_a_broken_edit_is_refused_with_its_line_and_the_old_config_keeps_serving
         gw.stop()
 
 
-def test_an_env_change_reaches_the_upstream_and_a_port_change_needs_a_restart(
-    tmp_path: Path, fresh_upstream: FakeUpstream
-) -> None:
-    """A new key in .env is used for the next request; a new CC_GATEWAY_PORT is reported as 'restart'."""
+def test_an_env_change_reaches_the_upstream_redacted(tmp_path: Path, fresh_upstream: FakeUpstream) -> None:
+    """A new provider key in .env is used from the next request on, and redacted in the log like the old one."""
     folder = _folder(tmp_path, fresh_upstream)
-    gw = start_gateway(folder, "--workers", "1", ready_timeout=180)
+    gw = _serve(folder, "--workers", "1")
     try:
         env = folder / ".env"
-        text = env.read_text()
-        port = read_env(folder)["CC_GATEWAY_PORT"]
-        env.write_text(text.replace(FAKE_KEY, NEW_KEY).replace(f"CC_GATEWAY_PORT={port}", "CC_GATEWAY_PORT=1"))
+        env.write_text(env.read_text().replace(FAKE_KEY, NEW_KEY))
 
         def answered_with_new_key() -> bool:
             fresh_upstream.reset()
             reply = httpx.post(
-                gw.url + "/v1/messages", headers=gw.headers(), timeout=30,
+                gw.url + "/v1/messages", headers=gw.headers(), timeout=60,
                 json={"model": "sonnet", "max_tokens": 16, "messages": USER},
             )  # fmt: skip
             assert reply.status_code == 200, reply.text
             return fresh_upstream.requests[-1].headers.get("authorization") == f"Bearer {NEW_KEY}"
 
         assert wait_until(answered_with_new_key, 60, interval=0.5), gw.log()
-        assert NEW_KEY not in gw.log()  # the new key is redacted like the old one
+        assert "reloaded .env" in gw.log()
+        assert NEW_KEY not in gw.log() and FAKE_KEY not in gw.log()
+    finally:
+        gw.stop()
+
+
+def test_an_edit_that_needs_fewer_workers_is_refused_until_a_restart(
+    tmp_path: Path, fresh_upstream: FakeUpstream
+) -> None:
+    """Two workers by default; an rpm limit (per process without Redis) would be split: refused, 'restart'."""
+    from cc_gateway.serve.preflight import cpu_count
+
+    if cpu_count() < 2:
+        pytest.skip("one CPU: the default is one worker already")
+    folder = _folder(tmp_path, fresh_upstream)
+    gw = _serve(folder)
+    try:
+        assert len(_workers(gw)) == 2
+        config = folder / "config.yaml"
+        line = "      api_key: os.environ/OPENAI_API_KEY\n"
+        config.write_text(config.read_text().replace(line, line + "      rpm: 60\n", 1))
+        assert wait_until(lambda: "reload refused" in gw.log(), 30), gw.log()
         models = run_cli("models", "--dir", str(folder))
-        assert "restart `cc-gateway serve` to apply" in models.stderr and "CC_GATEWAY_PORT" in models.stderr
+        assert "the gateway refused the edited config.yaml" in models.stderr, models.stderr
+        assert "rpm/tpm" in models.stderr and "restart `cc-gateway serve`" in models.stderr
+        assert len(_workers(gw)) == 2
     finally:
         gw.stop()
 
@@ -197,7 +219,7 @@ def test_without_the_watch_staleness_is_reported_and_sighup_applies_it(
 ) -> None:
     """--no-reload: add-model, models and doctor say 'restart'; SIGHUP applies the edit without a restart."""
     folder = _folder(tmp_path, fresh_upstream)
-    gw = start_gateway(folder, "--workers", "1", "--no-reload", ready_timeout=180)
+    gw = _serve(folder, "--workers", "1", "--no-reload")
     try:
         added = run_cli("add-model", "gpt-new", "--provider", "openai", "--model", "gpt-new", "--dir", str(folder))
         assert added.returncode == 0, added.stderr
@@ -208,7 +230,7 @@ def test_without_the_watch_staleness_is_reported_and_sighup_applies_it(
         assert "config.yaml changed since the gateway loaded it" in models.stderr, models.stderr
         doctor = run_cli("doctor", "--dir", str(folder), "--json", "--no-network")
         row = next(c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "loaded config")
-        assert row["status"] == "warn" and "restart" in row["hint"] + row["detail"]
+        assert row["status"] == "warn" and "restart" in row["hint"] + row["detail"], row
         gw.process.send_signal(signal.SIGHUP)
         assert wait_until(lambda: "gpt-new" in _served(gw), 60), gw.log()
         doctor = run_cli("doctor", "--dir", str(folder), "--json", "--no-network")
@@ -223,7 +245,7 @@ def test_the_loaded_endpoint_needs_a_key(tmp_path: Path, fresh_upstream: FakeUps
     import hashlib
 
     folder = _folder(tmp_path, fresh_upstream)
-    gw = start_gateway(folder, "--workers", "1", ready_timeout=180)
+    gw = _serve(folder, "--workers", "1")
     try:
         assert httpx.get(gw.url + "/cc-gateway/loaded", timeout=10).status_code == 401
         loaded = httpx.get(gw.url + "/cc-gateway/loaded", headers=gw.headers(), timeout=10).json()
@@ -232,3 +254,22 @@ def test_the_loaded_endpoint_needs_a_key(tmp_path: Path, fresh_upstream: FakeUps
         assert loaded["reload"] == "watch"
     finally:
         gw.stop()
+
+
+def test_workers_load_the_pinned_config_text_not_the_file(tmp_path: Path) -> None:
+    """LiteLLM's config read returns the text serve validated, whatever the file holds by then."""
+    import asyncio
+
+    from litellm.proxy.proxy_server import ProxyConfig
+
+    from cc_gateway.serve.litellm import pinned_config
+
+    assert pinned_config.install()
+    path = tmp_path / "config.yaml"
+    path.write_text("model_list: [oops\n")  # a broken edit made after validation
+    pinned_config.pin(path, "model_list:\n  - model_name: validated\n    litellm_params: {model: openai/x}\n")
+    config = asyncio.run(ProxyConfig()._get_config_from_file(str(path)))
+    assert config["model_list"][0]["model_name"] == "validated"
+    other = tmp_path / "other.yaml"
+    other.write_text("model_list: []\n")
+    assert asyncio.run(ProxyConfig()._get_config_from_file(str(other))) == {"model_list": []}

@@ -117,10 +117,43 @@ def wait_until_applied(
     deadline = time.monotonic() + timeout
     state: Staleness | None = None
     while True:
-        loaded = fetch_loaded(url, headers, timeout=2.0)
-        if loaded is None:
-            return state  # nothing answers (or it stopped meanwhile)
-        state = compare(config_path, loaded)
-        if state.state != "reloading" or time.monotonic() >= deadline:
+        loaded = fetch_loaded(url, headers, timeout=5.0)
+        if loaded is None and state is None:
+            return None  # no gateway of this folder answers
+        if loaded is not None:
+            state = compare(config_path, loaded)
+            if state.state != "reloading":
+                return state
+        if time.monotonic() >= deadline:
             return state
         time.sleep(0.25)
+
+
+def folder_client(config_path: Path) -> tuple[str, dict[str, str]] | None:
+    """The loopback URL and key headers of the gateway a folder's .env describes (None: .env unreadable)."""
+    from cc_gateway.core.envfile import layered, load_env_file
+    from cc_gateway.core.errors import GatewayError
+
+    try:
+        env = layered(load_env_file(config_path.parent / ENV_NAME))
+    except GatewayError:
+        return None
+    port = env.get("CC_GATEWAY_PORT", "4000").strip()
+    url = f"http://127.0.0.1:{port if port.isdigit() else 4000}"
+    master = env.get("LITELLM_MASTER_KEY", "").strip()
+    tokens = [t.strip() for t in env.get("PROXY_STATIC_TOKEN", "").split(",") if t.strip()]
+    if master:
+        return url, {"Authorization": f"Bearer {master}"}
+    return url, ({"x-litellm-api-key": tokens[0]} if tokens else {})
+
+
+def running_state(config_path: Path, *, wait: float = 0.0) -> Staleness | None:
+    """How the folder's running gateway (if any) compares with its files; wait (bounded) while it reloads."""
+    client = folder_client(config_path)
+    if client is None:
+        return None
+    url, headers = client
+    if not wait:
+        loaded = fetch_loaded(url, headers, timeout=1.0)
+        return None if loaded is None else compare(config_path, loaded)
+    return wait_until_applied(config_path, url, headers, timeout=wait)

@@ -306,10 +306,9 @@ class Reloader:
 
     def commit(self, plan: Plan) -> None:
         """Make the environment and the loaded fingerprint the ones the next workers start from."""
+        from cc_gateway.serve.litellm import pinned_config
         from cc_gateway.serve.logs import configure_logging
         from cc_gateway.serve.preflight import export
-
-        from cc_gateway.serve.litellm import pinned_config
 
         self._previous = (dict(os.environ), list(self.layer.from_file), self.loaded.fingerprint, self.pre, self._text())
         pinned_config.pin(plan.pre.gateway.config_path, plan.text)
