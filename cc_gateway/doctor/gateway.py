@@ -102,7 +102,7 @@ def check_auth(ctx: Context, row: Row) -> CheckResult:
     if stale:
         return row(WARN,
             f"keys work, but the gateway does not serve {', '.join(stale)} from config.yaml",
-            "restart the gateway to load the current config.yaml",
+            apply_hint(ctx),
         )
     return row(OK, "wrong key refused (401), the folder's key accepted")
 
@@ -183,6 +183,24 @@ def check_oauth_pooling(ctx: Context, row: Row) -> CheckResult:
             "pool API keys instead; for subscriptions use passthrough (empty CLAUDE_OAUTH_TOKENS)",
         )
     return row(OK, "one subscription OAuth token, loopback only")
+
+
+def loaded(ctx: Context) -> dict | None:
+    """What the running gateway says it loaded (/cc-gateway/loaded), once per run; None if it does not say."""
+    from cc_gateway.gateway.fingerprint import fetch_loaded
+
+    def compute() -> dict | None:
+        return fetch_loaded(ctx.url, ctx.auth_headers(), timeout=5.0) if ctx.url and ctx.gateway else None
+
+    return ctx.once("loaded", compute)
+
+
+def apply_hint(ctx: Context, what: str = "the current config.yaml") -> str:
+    """How an edit reaches the running gateway: on save (it watches the files), else a restart."""
+    info = loaded(ctx)
+    if info and info.get("reload") == "watch":
+        return f"the gateway applies {what} on save: the 'loaded config' row says whether it did"
+    return f"restart the gateway (or `kill -HUP` it) to load {what}"
 
 
 @check(GATEWAY, "loaded config")
