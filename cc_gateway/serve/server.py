@@ -432,9 +432,16 @@ class WorkerServer(GatewayServer):
 
     def retire(self) -> None:
         """SIGUSR2 (a reload replaced this worker): stop accepting, finish what is running, exit."""
+        self.retire_asked = True
         loop = self._loop
         if loop is not None:
             loop.call_soon_threadsafe(lambda: loop.create_task(self._retire()))
+
+    async def startup(self, sockets: Any = None) -> None:
+        """A worker told to retire before its loop ran (an abandoned reload) retires once it has one."""
+        if getattr(self, "retire_asked", False):
+            asyncio.get_running_loop().create_task(self._retire())
+        await super().startup(sockets)
 
     async def _retire(self) -> None:
         for server in getattr(self, "servers", []):
