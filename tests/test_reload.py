@@ -166,6 +166,31 @@ def test_a_broken_edit_is_refused_with_its_line_and_the_old_config_keeps_serving
         gw.stop()
 
 
+def test_an_edit_litellm_rejects_abandons_the_new_workers_and_the_old_ones_serve_on(
+    tmp_path: Path, fresh_upstream: FakeUpstream
+) -> None:
+    """An edit that passes serve's checks but LiteLLM refuses at start-up: the new worker never takes over."""
+    folder = _folder(tmp_path, fresh_upstream)
+    gw = _serve(folder, "--workers", "1")
+    try:
+        before = _workers(gw)
+        config = folder / "config.yaml"
+        config.write_text(
+            config.read_text().replace("router_settings:\n", "router_settings:\n  routing_strategy: nope\n")
+        )
+        assert wait_until(lambda: "reload refused: LiteLLM could not start with the edited files" in gw.log(), 120)
+        assert "Invalid routing_strategy: 'nope'" in gw.log()
+        assert wait_until(lambda: _workers(gw) == before, 60), "the failed generation is still running"
+        with Load(gw, streams=1, plain=1) as load:
+            assert wait_until(lambda: load.done["stream"] >= 2 and load.done["plain"] >= 2, 60)
+        assert load.failures == []
+        doctor = run_cli("doctor", "--dir", str(folder), "--json", "--no-network")
+        row = next(c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "loaded config")
+        assert row["status"] == "fail" and "LiteLLM could not start" in row["detail"], row
+    finally:
+        gw.stop()
+
+
 def test_an_env_change_reaches_the_upstream_redacted(tmp_path: Path, fresh_upstream: FakeUpstream) -> None:
     """A new provider key in .env is used from the next request on, and redacted in the log like the old one."""
     folder = _folder(tmp_path, fresh_upstream)
