@@ -76,8 +76,19 @@ def serve(
     console = err()
     status = console.status("starting the gateway", spinner="dots")
     status.start()
-    # Without a terminal the spinner shows nothing: print each step as a line instead.
-    progress = status.update if console.is_terminal else lambda step: console.print(f"[dim]{step}…[/]")
+    steps: list[str] = []
+
+    def progress(step: str) -> None:
+        """The spinner covers LiteLLM's import only: from the next step on, the server (and each forked
+        worker, writing to the same terminal) logs lines, which would leave spinner fragments between them
+        and after a Ctrl-C. Without a terminal every step is a line."""
+        steps.append(step)
+        if console.is_terminal and len(steps) == 1:
+            status.update(step)
+            return
+        status.stop()
+        console.print(f"[dim]{step}…[/]")
+
     try:
         code = run(pre, progress=progress, on_ready=lambda: _ready(status, pre))
     finally:

@@ -91,6 +91,7 @@ def check(result: Preflight) -> None:
     """
     gateway = result.gateway
     _check_config(gateway)
+    _check_rules(result)
     _check_auth(result)
     _check_routes(result)
     _check_pool(result)
@@ -197,6 +198,20 @@ def _check_routes(result: Preflight) -> None:
             f"(first: {first})",
             hint=f"set {first} in .env (or in the environment) and start again",
         )
+
+
+def _check_rules(result: Preflight) -> None:
+    """Refuse routing_rules that do not parse or name a hook that does not load; warn about unfit targets."""
+    from cc_gateway.routing import RouteTable, load_rules
+    from cc_gateway.routing.checks import FAIL, rule_problems
+    from cc_gateway.routing.engine import HookLoader
+
+    gateway = result.gateway
+    rules = load_rules(gateway.config_path, gateway.config)
+    HookLoader(gateway.config_path.parent, gateway.config_path).load_all(rules)
+    for problem in rule_problems(rules, RouteTable.from_config(gateway.config)):
+        if problem.status == FAIL:  # such a rule falls through at run time, so the gateway still serves
+            result.warnings.append(f"{gateway.config_path}:{problem.rule.line}: {problem.message}")
 
 
 def _check_pool(result: Preflight) -> None:
