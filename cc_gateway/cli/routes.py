@@ -33,13 +33,21 @@ def add_model(
     replace: Annotated[bool, typer.Option("--replace", help="Replace a route of the same name.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the diff; write nothing.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Re-point an --alias that already exists.")] = False,
+    purposes: Annotated[
+        list[str],
+        typer.Option("--for", help="Send these requests here: background, subagent, long-context, image (repeatable)."),
+    ] = [],  # noqa: B006 - typer needs a literal default
+    above_tokens: Annotated[
+        int | None, typer.Option("--above-tokens", help="With --for long-context: the token count past which it fires.")
+    ] = None,
 ) -> None:
     """Add a route to config.yaml (comments and layout kept) and its variables to .env."""
     from cc_gateway.gateway import route_edit as routes
 
     name, provider, model, api_base = _route_wizard(name, provider, model, api_base)
     request = routes.NewRoute(
-        name, provider, model, api_base, key_env, tuple(alias), fallback_for, max_tokens, replace, force
+        name, provider, model, api_base, key_env, tuple(alias), fallback_for, max_tokens, replace, force,
+        tuple(purposes), above_tokens,
     )
     edit = routes.plan_add(folder, request)
     _finish_edit(edit, dry_run)

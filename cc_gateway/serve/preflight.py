@@ -73,6 +73,7 @@ def preflight(options: ServeOptions) -> Preflight:
         raise UsageError(f"port {port} is out of range", hint="use a port between 1 and 65535")
     shown_host = f"[{options.host}]" if ":" in options.host else options.host
     result = Preflight(gateway, options, port, f"http://{shown_host}:{port}")
+    _check_rules(result)
     _check_auth(result)
     _without_master_key(gateway)
     _check_routes(result)
@@ -163,6 +164,20 @@ def _check_routes(result: Preflight) -> None:
             f"(first: {first})",
             hint=f"set {first} in .env (or in the environment) and start again",
         )
+
+
+def _check_rules(result: Preflight) -> None:
+    """Refuse routing_rules that do not parse or name a hook that does not load; warn about unfit targets."""
+    from cc_gateway.routing import RouteTable, load_rules
+    from cc_gateway.routing.checks import FAIL, rule_problems
+    from cc_gateway.routing.engine import HookLoader
+
+    gateway = result.gateway
+    rules = load_rules(gateway.config_path, gateway.config)
+    HookLoader(gateway.config_path.parent, gateway.config_path).load_all(rules)
+    for problem in rule_problems(rules, RouteTable.from_config(gateway.config)):
+        if problem.status == FAIL:  # such a rule falls through at run time, so the gateway still serves
+            result.warnings.append(f"{gateway.config_path}:{problem.rule.line}: {problem.message}")
 
 
 def _check_pool(result: Preflight) -> None:
