@@ -68,19 +68,29 @@ def main_requests(upstream: FakeUpstream, marker: str) -> list[Received]:
 
 
 def cli_children(pid: int) -> dict[int, str]:
-    """Claude Code CLI processes whose parent is `pid`: {pid: command line}."""
-    found = {}
+    """Claude Code CLI processes in the gateway's process tree (serve -> its worker -> the CLI): {pid: command line}.
+
+    A CLI the gateway lost track of is re-parented to init and leaves this tree, so an orphan is never counted.
+    """
+    parents: dict[int, int] = {}
+    commands: dict[int, str] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            commands[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except (OSError, IndexError, ValueError):
             continue
-        if parent == pid and "claude" in command and "--output-format" in command:
-            found[int(entry.name)] = command
-    return found
+    tree, grew = {pid}, True
+    while grew:
+        inside = {child for child, parent in parents.items() if parent in tree}
+        grew = not inside <= tree
+        tree |= inside
+    return {
+        p: c for p, c in commands.items()
+        if p in tree and p != pid and "claude" in c and "--output-format" in c
+    }
 
 
 @pytest.fixture(scope="module")
