@@ -337,3 +337,20 @@ def _connect_postgres(url: str, timeout: float) -> Any:
             f"cannot reach the team store DATABASE_URL={display_url(url)}: {reason}",
             hint="check that PostgreSQL is running and the URL (host, port, user, password, database) is right",
         ) from None
+
+
+TEAM_SWITCH = "CC_GATEWAY_TEAM"
+
+
+def team_url(folder: Path, environ: dict[str, str]) -> str | None:
+    """The team store serve uses for a gateway folder, or None when the folder is not a team gateway.
+
+    On when DATABASE_URL is set, CC_GATEWAY_TEAM is true (`init --team` writes it), or the folder
+    already has a team.db (`keys add` creates it); CC_GATEWAY_TEAM=false turns it off.
+    """
+    switch = (environ.get(TEAM_SWITCH) or "").strip().lower()
+    if switch in ("0", "false", "no", "off"):
+        return None
+    if (environ.get("DATABASE_URL") or "").strip() or switch in ("1", "true", "yes", "on"):
+        return resolve_url(folder, environ)
+    return default_url(folder) if (folder / DB_FILE).exists() else None
