@@ -47,3 +47,36 @@ def cost(prices: dict[str, float] | None, input_tokens: Any, output_tokens: Any,
 def per_million(value: float | None) -> str:
     """`$3.00/M` for a per-token price."""
     return "-" if value is None else f"${value * 1e6:,.2f}/M"
+
+
+def litellm_price_table() -> dict[str, Any]:
+    """LiteLLM's bundled price data, read from its JSON file (without importing LiteLLM, which is slow)."""
+    global _TABLE
+    if _TABLE is None:
+        import importlib.util
+        import json
+        from pathlib import Path
+
+        _TABLE = {}
+        spec = importlib.util.find_spec("litellm")
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            path = Path(folder) / "model_prices_and_context_window_backup.json"
+            if path.is_file():
+                _TABLE = json.loads(path.read_text(encoding="utf-8"))
+                break
+    return _TABLE
+
+
+_TABLE: dict[str, Any] | None = None
+
+
+def route_prices(model_info: dict[str, Any] | None, model: str, table: dict[str, Any]) -> dict[str, float] | None:
+    """A route's prices: its model_info's, else the price data's entry for `provider/model` or the bare model."""
+    found = prices_of(model_info)
+    if found is not None:
+        return found
+    bare = model.split("/", 1)[1] if "/" in model else model
+    for name in (model, bare):
+        if name and "*" not in name and name in table:
+            return prices_of(table[name])
+    return None
