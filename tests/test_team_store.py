@@ -48,7 +48,7 @@ def test_concurrent_migrations_apply_once(store_url: str) -> None:
         try:
             with Store.open(store_url) as store:
                 results.append(store.migrate())
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=migrate) for _ in range(4)]

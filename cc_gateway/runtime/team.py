@@ -214,31 +214,15 @@ def normalise(usage: dict[str, Any]) -> dict[str, int]:
 
 def prices_for(deployment: dict[str, Any]) -> dict[str, float] | None:
     """The route's `model_info` prices, else LiteLLM's price data for its upstream model; None: unpriced."""
-    found = pricing.prices_of(deployment.get("model_info"))
-    if found is not None:
-        return found
     params = deployment.get("litellm_params") or {}
-    found = pricing.prices_of(params)  # litellm_params may carry input_cost_per_token too
-    if found is not None:
-        return found
     model = str(params.get("model") or "")
-    found = litellm_prices(model)
+    found = pricing.prices_of(deployment.get("model_info")) or pricing.prices_of(params)
+    if found is None:
+        import litellm
+
+        found = pricing.route_prices(None, model, litellm.model_cost)
     if found is None and model not in _unpriced_logged:
         _unpriced_logged.add(model)
         log.info("route %s (%s) has no price: its usage is recorded with a null cost",
                  deployment.get("model_name"), model)
     return found
-
-
-def litellm_prices(model: str) -> dict[str, float] | None:
-    """LiteLLM's price data for `provider/model` (or the bare model name)."""
-    try:
-        import litellm
-    except ImportError:
-        return None
-    table = litellm.model_cost
-    bare = model.split("/", 1)[1] if "/" in model else model
-    for name in (model, bare):
-        if "*" not in name and name in table:
-            return pricing.prices_of(table[name])
-    return None
