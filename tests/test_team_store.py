@@ -216,3 +216,19 @@ def test_model_allowlist() -> None:
     assert keys.allows(("claude-sonnet-*",), "claude-sonnet-5", "")
     assert keys.allows(("sonnet",), "claude-sonnet-5", "sonnet")
     assert not keys.allows(("claude-haiku-*",), "claude-opus-4-8", "claude-opus-4-8")
+
+
+def test_copy_store_from_sqlite_to_postgres(tmp_path: Path, pg_url: str) -> None:
+    from cc_gateway.team.store import copy_store
+
+    with Store.open(default_url(tmp_path)) as source, Store.open(pg_url) as target:
+        source.migrate()
+        key = keys.add(source, "alice")
+        limits.set_limit(source, "user", "alice", "day", 500)
+        book = ledger.Ledger()
+        book.add("r1", _record(1, "alice", cost=0.5))
+        ledger.write(source, book.take())
+        assert copy_store(source, target) == {"ccg_keys": 1, "ccg_limits": 1, "ccg_usage": 1}
+        assert copy_store(source, target)["ccg_usage"] == 1  # again: nothing doubled
+        assert keys.get(target, "alice").key_hash == keys.hash_key(key)
+        assert target.query("SELECT COUNT(*), SUM(cost) FROM ccg_usage")[0] == (1, 0.5)

@@ -182,3 +182,22 @@ def models_cmd(
     with open_store(folder, create=False) as store:
         keys.set_models(store, name, globs)
     err().print(f"[green]{name}[/] may use: {', '.join(globs) or 'every model'}")
+
+
+@keys_app.command("copy-store")
+def copy_store_cmd(
+    to: Annotated[str, typer.Argument(help="The target store: postgresql://USER:PASSWORD@HOST:PORT/DB.")],
+    folder: _DirOpt = None,
+) -> None:
+    """Copy keys, limits and the usage ledger from the folder's store to another (SQLite -> PostgreSQL)."""
+    from cc_gateway.team.store import Store, copy_store, display_url
+
+    with open_store(folder, create=False) as source, Store.open(to) as target:
+        if source.url == target.url:
+            from cc_gateway.core.errors import UsageError
+
+            raise UsageError("the target is the store in use", hint="name the new store's URL")
+        counts = copy_store(source, target)
+    err().print(f"[green]copied[/] {counts['ccg_keys']} key(s), {counts['ccg_limits']} limit(s) and "
+                f"{counts['ccg_usage']} usage record(s) to {display_url(to)}")
+    err().print("[dim]next:[/] put DATABASE_URL=<that URL> in the gateway's .env and restart `cc-gateway serve`")

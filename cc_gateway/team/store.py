@@ -354,3 +354,25 @@ def team_url(folder: Path, environ: dict[str, str]) -> str | None:
     if (environ.get("DATABASE_URL") or "").strip() or switch in ("1", "true", "yes", "on"):
         return resolve_url(folder, environ)
     return default_url(folder) if (folder / DB_FILE).exists() else None
+
+
+COPIED_TABLES = ("ccg_keys", "ccg_limits", "ccg_usage")
+
+
+def copy_store(source: Store, target: Store, batch: int = 5000) -> dict[str, int]:
+    """Copy keys, limits and the ledger into another store (rows already there are kept); return counts."""
+    target.migrate()
+    counts: dict[str, int] = {}
+    for table in COPIED_TABLES:
+        columns = [row[1] for row in source.query(f"PRAGMA table_info({table})")] if source.dialect == "sqlite" else [
+            row[0] for row in source.query("SELECT column_name FROM information_schema.columns WHERE table_name = ?"
+                                           " AND table_schema = current_schema() ORDER BY ordinal_position", (table,))]
+        key = {"ccg_keys": "name", "ccg_limits": "id", "ccg_usage": "request_id"}[table]
+        insert = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+                  f" ON CONFLICT ({key}) DO NOTHING")
+        rows = source.query(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {key}")
+        with target.transaction():
+            for start in range(0, len(rows), batch):
+                target.executemany(insert, rows[start : start + batch])
+        counts[table] = len(rows)
+    return counts
