@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -232,3 +233,53 @@ def test_copy_store_from_sqlite_to_postgres(tmp_path: Path, pg_url: str) -> None
         assert copy_store(source, target)["ccg_usage"] == 1  # again: nothing doubled
         assert keys.get(target, "alice").key_hash == keys.hash_key(key)
         assert target.query("SELECT COUNT(*), SUM(cost) FROM ccg_usage")[0] == (1, 0.5)
+
+
+def test_admin_api_shapes_and_permissions(tmp_path: Path) -> None:
+    from cc_gateway.team import admin
+
+    url = default_url(tmp_path)
+    with Store.open(url) as store:
+        store.migrate()
+        keys.add(store, "alice")
+    master, alice = admin.Caller(master=True), admin.Caller(master=False, person="alice")
+    body = json.dumps({"scope": {"type": "user", "user_id": "alice"}, "amount": "2000", "period": "daily"}).encode()
+    status, made = admin.handle(url, master, "POST", admin.SPEND_LIMITS, "", body)
+    assert status == 200 and made["amount"] == "2000" and made["period"] == "daily" and made["currency"] == "USD"
+    assert admin.handle(url, alice, "POST", admin.SPEND_LIMITS, "", body)[0] == 403
+    assert admin.handle(url, alice, "GET", admin.KEYS, "", b"")[0] == 403
+    status, listed = admin.handle(url, master, "GET", admin.SPEND_LIMITS, "scope_type=organization", b"")
+    assert status == 200 and listed["data"] == []
+    bad = json.dumps({"scope": {"type": "user", "user_id": "alice"}, "amount": 20, "period": "daily"}).encode()
+    assert admin.handle(url, master, "POST", admin.SPEND_LIMITS, "", bad)[0] == 400
+    fortnight = json.dumps({"scope": {"type": "organization"}, "amount": "1", "period": "fortnightly"}).encode()
+    status, answer = admin.handle(url, master, "POST", admin.SPEND_LIMITS, "", fortnight)
+    assert status == 400 and "unknown period" in answer["error"]["message"]
+    status, mine = admin.handle(url, alice, "GET", admin.USAGE, "since=1d", b"")
+    assert status == 200 and mine["person"] == "alice"
+    assert admin.handle(url, alice, "GET", admin.USAGE, "person=bob", b"")[0] == 403
+    status, added = admin.handle(url, master, "POST", admin.KEYS, "", json.dumps({"name": "bob", "limits": ["5/day"]}).encode())
+    assert status == 200 and added["key"].startswith("sk-") and added["name"] == "bob"
+    status, gone = admin.handle(url, master, "DELETE", f"{admin.SPEND_LIMITS}/{made['id']}", "", b"")
+    assert gone == {"id": made["id"], "type": "spend_limit_deleted"}
+    assert admin.handle(url, master, "GET", f"{admin.SPEND_LIMITS}/{made['id']}", "", b"")[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        ({"input_tokens": 30, "output_tokens": 11, "cache_read_input_tokens": 5, "cache_creation_input_tokens": 2},
+         {"input_tokens": 30, "output_tokens": 11, "cache_read_tokens": 5, "cache_write_tokens": 2}),
+        ({"prompt_tokens": 37, "completion_tokens": 11, "cache_read_input_tokens": 5, "cache_creation_input_tokens": 2},
+         {"input_tokens": 30, "output_tokens": 11, "cache_read_tokens": 5, "cache_write_tokens": 2}),
+        ({"prompt_tokens": 40, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 10}},
+         {"input_tokens": 30, "output_tokens": 3, "cache_read_tokens": 10}),
+        ({"input_tokens": 40, "output_tokens": 3, "input_tokens_details": {"cached_tokens": 10}},
+         {"input_tokens": 30, "output_tokens": 3, "cache_read_tokens": 10}),
+        ({"output_tokens": 9}, {"output_tokens": 9}),
+    ],
+)
+def test_usage_is_normalised_to_anthropic_counts(usage: dict, expected: dict) -> None:
+    from cc_gateway.runtime.team import normalise
+
+    assert normalise(usage) == expected

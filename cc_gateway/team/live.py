@@ -210,13 +210,21 @@ _team_lock = threading.Lock()
 ENV_URL = "CC_GATEWAY_TEAM_STORE"
 
 
+_absent = False  # CC_GATEWAY_TEAM_STORE was read and is not set: no team in this process
+
+
 def current() -> Team | None:
     """The process's Team when serve enabled one (CC_GATEWAY_TEAM_STORE), else None."""
-    global _team
+    global _team, _absent
     if _team is not None:
+        if _team._pid != os.getpid():
+            _team.ensure_running()
         return _team
+    if _absent:
+        return None
     url = os.environ.get(ENV_URL, "").strip()
     if not url:
+        _absent = True
         return None
     with _team_lock:
         if _team is None:
@@ -226,14 +234,13 @@ def current() -> Team | None:
             except StoreError as exc:  # serve checked the store before; it went away since
                 log.warning("%s; starting with no team keys until it is back", exc)
             _team = team
-    if _team._pid != os.getpid():
-        _team.ensure_running()
+            _team.ensure_running()
     return _team
 
 
 def reset() -> None:
     """Forget the process's Team (tests)."""
-    global _team
+    global _team, _absent
     if _team is not None:
         _team.stop()
-    _team = None
+    _team, _absent = None, False
