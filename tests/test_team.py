@@ -12,6 +12,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -20,9 +21,8 @@ from pathlib import Path
 import anthropic
 import httpx
 import pytest
-from conftest import Gateway, free_port, init_gateway, run_cli, start_gateway, wait_until
+from conftest import ROOT, Gateway, cli_env, free_port, init_gateway, read_env, run_cli, start_gateway, wait_until
 from fakeupstream import FakeUpstream, Reply
-from pg import pg_server, pg_url  # noqa: F401  (fixtures)
 
 from cc_gateway.team import periods
 
@@ -44,7 +44,7 @@ def team_folder(path: Path, upstream: FakeUpstream, *env_lines: str) -> Path:
 
 def cli(folder: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     """Run a cc-gateway command on the folder."""
-    result = run_cli(*args, "--dir", str(folder))
+    result = run_cli(*args, "--dir", str(folder), env=cli_env(COLUMNS="250"))
     if ok:
         assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -214,14 +214,23 @@ def _status(gw: Gateway, key: str, model: str = SONNET) -> int:
                       timeout=60).status_code
 
 
+def _time_to_401(gw: Gateway, key: str, since: float) -> float:
+    """Seconds from `since` until the gateway answered the key with 401 (the start of that request)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        sent = time.monotonic()
+        if _status(gw, key) == 401:
+            return sent - since
+        time.sleep(0.02)
+    return float("inf")
+
+
 def test_revoked_and_expired_keys_get_401_within_a_second(team, up: FakeUpstream) -> None:
     folder, gw, _ = team
     key = add_key(folder, "erin")
     assert wait_until(lambda: _status(gw, key) == 200, 3)
     cli(folder, "keys", "revoke", "erin")
-    revoked = time.monotonic()
-    assert wait_until(lambda: _status(gw, key) == 401, 3)
-    assert time.monotonic() - revoked < 1.5
+    assert _time_to_401(gw, key, time.monotonic()) < 1.0
     short = add_key(folder, "frank", "--expires", "1m")
     assert wait_until(lambda: _status(gw, short) == 200, 3)
 
@@ -282,8 +291,8 @@ def test_two_replicas_on_one_postgres_share_revocations_and_limits(upstream: Fak
     assert wait_until(lambda: _status(second, key) == 200, 3)
     cli(folder, "keys", "revoke", "gina")
     revoked = time.monotonic()
-    assert wait_until(lambda: _status(first, key) == 401 and _status(second, key) == 401, 3)
-    assert time.monotonic() - revoked < 1.5
+    took = [_time_to_401(replica, key, revoked) for replica in (first, second)]
+    assert max(took) < 1.5, took  # the refresh interval (0.5 s) plus a request under load
 
 
 def test_kill_9_mid_load_loses_only_the_last_flush_and_corrupts_nothing(upstream: FakeUpstream, tmp_path: Path) -> None:
@@ -327,3 +336,132 @@ def test_kill_9_mid_load_loses_only_the_last_flush_and_corrupts_nothing(upstream
     assert len(finished) > 20
     assert not older, f"records older than a second were lost: {older[:5]} of {len(finished)}"
     print(f"kill -9: {len(finished)} answered, {len(lost)} not recorded (all within the last second)")
+
+
+def test_init_team_add_model_prices_and_setup_claude_key(upstream: FakeUpstream, tmp_path: Path) -> None:
+    folder = init_gateway(tmp_path / "gw", "anthropic", "--team", "--api-base", f"anthropic={upstream.url}",
+                          "--key", f"ANTHROPIC_API_KEY={PROVIDER_KEY}")
+    env_text = (folder / ".env").read_text()
+    assert "CC_GATEWAY_TEAM=true" in env_text and "# DATABASE_URL=" in env_text
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    again = run_cli("init", "--preset", "anthropic", "--dir", str(folder), "--yes", "--port",
+                    read_env(folder)["CC_GATEWAY_PORT"])
+    assert again.returncode == 0, again.stderr  # a rerun keeps the team gateway, byte for byte
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+    cli(folder, "add-model", "cheap", "--provider", "openai", "--model", "gpt-cheap", "--price-in", "0.5",
+        "--price-out", "1.5")
+    config = (folder / "config.yaml").read_text()
+    assert "input_cost_per_token: 5.0e-07" in config and "output_cost_per_token: 1.5e-06" in config
+    bad = cli(folder, "add-model", "x", "--provider", "openai", "--model", "y", "--price-in", "-1", ok=False)
+    assert bad.returncode == 2 and "--price-in -1.0" in bad.stderr
+    key = add_key(folder, "ivy")
+    gw = start_gateway(folder)
+    try:
+        home, work = tmp_path / "home", tmp_path / "elsewhere"  # a teammate: no gateway folder there
+        work.mkdir()
+        env = cli_env(home, COLUMNS="250")
+        done = subprocess.run([sys.executable, "-m", "cc_gateway", "setup-claude", "--key", key, "--url", gw.url],
+                              cwd=work, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        settings = json.loads((home / ".claude" / "settings.json").read_text())["env"]
+        assert settings["ANTHROPIC_AUTH_TOKEN"] == key and settings["ANTHROPIC_BASE_URL"] == gw.url
+        assert gw.key not in (home / ".claude" / "settings.json").read_text()
+        assert key not in done.stderr + done.stdout  # shown masked
+        wrong = subprocess.run([sys.executable, "-m", "cc_gateway", "setup-claude", "--key", "sk-" + "x" * 40,
+                                "--url", gw.url], cwd=work, env=env, capture_output=True, text=True, timeout=60)
+        assert wrong.returncode == 1 and "refused the key: HTTP 401" in wrong.stderr
+    finally:
+        gw.stop()
+    doctor = cli(folder, "doctor", "--json", ok=False)
+    rows = {r["name"]: r for r in json.loads(doctor.stdout)["checks"]}
+    assert rows["team store"]["status"] == "ok" and "writable" in rows["team store"]["detail"]
+    assert rows["route prices"]["status"] == "ok"  # cheap has its own price; the Claude routes LiteLLM's
+
+
+def test_doctor_flags_routes_without_prices(upstream: FakeUpstream, tmp_path: Path) -> None:
+    folder = team_folder(tmp_path / "gw", upstream)
+    cli(folder, "add-model", "mystery", "--provider", "openai", "--model", "no-such-model-anywhere")
+    doctor = cli(folder, "doctor", "--json", ok=False)
+    rows = {r["name"]: r for r in json.loads(doctor.stdout)["checks"]}
+    assert rows["route prices"]["status"] == "warn" and "mystery" in rows["route prices"]["detail"]
+    assert "--price-in" in rows["route prices"]["hint"]
+
+
+@pytest.mark.claude
+def test_claude_code_shows_the_limit_message_mid_session(upstream: FakeUpstream, tmp_path: Path) -> None:
+    claude = ROOT / ".cache" / "npm-new" / "bin" / "claude"
+    if not claude.exists():
+        pytest.skip("Claude Code 2.1.332 is not installed under .cache/npm-new")
+    folder = team_folder(tmp_path / "gw", upstream)
+    key = add_key(folder, "jules", "--limit", "0.01/day")
+    gw = start_gateway(folder)
+    upstream.reset()
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "ANTHROPIC_BASE_URL": gw.url,
+           "ANTHROPIC_AUTH_TOKEN": key, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"}
+    try:
+        first = subprocess.run([str(claude), "-p", "say hi"], cwd=work, env=env, capture_output=True, text=True,
+                               timeout=180)
+        assert first.returncode == 0, first.stdout + first.stderr  # under the limit when it started
+        wait_until(lambda: ledger_rows(folder, "person = 'jules' AND status = 200"), 5)
+        time.sleep(1.0)  # the spend snapshot is re-read every 0.5 s
+        second = subprocess.run([str(claude), "-p", "--continue", "and again"], cwd=work, env=env,
+                                capture_output=True, text=True, timeout=180)
+        spent = sum(r["cost"] or 0 for r in ledger_rows(folder, "person = 'jules'"))
+        sent = [r for r in upstream.requests if r.api == "messages"]
+    finally:
+        gw.stop()
+    resets = periods.format_reset(periods.period_end("day", datetime.now(UTC)))
+    message = f"spend limit $0.01/day reached for jules (spent ${spent:,.2f}); resets {resets}"
+    assert spent > 0.01
+    assert second.returncode != 0
+    assert message in second.stdout + second.stderr, second.stdout + second.stderr
+    attempts = [r for r in ledger_rows(folder, "person = 'jules' AND status = 429")]
+    assert len(attempts) == 1  # x-should-retry: false: Claude Code did not retry
+    assert len(sent) == len(ledger_rows(folder, "person = 'jules' AND status = 200"))  # nothing past the limit
+
+
+def test_overshoot_is_bounded_by_the_requests_in_flight(team, up: FakeUpstream) -> None:
+    """Measured: how far past its limit a person gets with 8 requests in flight when it is crossed."""
+    folder, gw, _ = team
+    key = add_key(folder, "kim", "--limit", "0.10/day")
+    up.default = lambda received: Reply(text="ok", delay=0.3)
+    big = "word " * 8000  # ~$0.02 of input per request
+    statuses: list[int] = []
+
+    def client() -> None:
+        for _ in range(20):
+            answer = httpx.post(f"{gw.url}/v1/messages", headers={"x-api-key": key}, timeout=60,
+                                json={"model": SONNET, "max_tokens": 8, "messages": [{"role": "user", "content": big}]})
+            statuses.append(answer.status_code)
+            if answer.status_code == 429:
+                return
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    time.sleep(1.0)
+    rows = ledger_rows(folder, "person = 'kim' AND status = 200")
+    spent, each = sum(r["cost"] for r in rows), max(r["cost"] for r in rows)
+    overshoot = spent - 0.10
+    print(f"overshoot: limit $0.10, spent ${spent:.4f} in {len(rows)} requests of ${each:.4f}: "
+          f"+${overshoot:.4f} = {overshoot / each:.1f} request(s) (8 in flight)")
+    assert statuses.count(429) == 8
+    assert 0 <= overshoot <= 8 * each + 1e-9  # at most the requests in flight when the limit was crossed
+
+
+def test_a_graceful_stop_writes_every_record(upstream: FakeUpstream, tmp_path: Path) -> None:
+    folder = team_folder(tmp_path / "gw", upstream)
+    key = add_key(folder, "lee")
+    gw = start_gateway(folder, "--workers", "2")
+    upstream.reset()
+    for i in range(20):
+        assert httpx.post(f"{gw.url}/v1/messages", headers={"x-api-key": key, "X-Claude-Code-Session-Id": f"s{i}"},
+                          json={"model": SONNET, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]},
+                          timeout=60).status_code == 200
+    assert gw.stop() == 0  # SIGTERM at once: the last flush happens on the way out of each worker
+    assert len(ledger_rows(folder, "person = 'lee'")) == 20

@@ -9,9 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pg import pg_server, pg_url  # noqa: F401  (fixtures)
 
-from cc_gateway.errors import UsageError
+from cc_gateway.core.errors import UsageError
 from cc_gateway.team import keys, ledger, limits, live, periods, usage
 from cc_gateway.team.store import LATEST, Store, StoreError, default_url
 

@@ -10,9 +10,11 @@ from typing import Annotated
 
 import typer
 
+from cc_gateway.cli.app import app
 from cc_gateway.cli.ui import err, out
 
-keys_app = typer.Typer(no_args_is_help=True, help="Keys per person: add, list, revoke, rotate, limit.")
+keys_app = typer.Typer(no_args_is_help=True, help="Team keys per person: add, list, revoke, rotate, limit.")
+app.add_typer(keys_app, name="keys")
 
 _DirOpt = Annotated[Path | None, typer.Option("--dir", "-d", help="Gateway folder [default: current].")]
 

@@ -11,11 +11,13 @@ from typing import Annotated, Any
 
 import typer
 
+from cc_gateway.cli.app import app
 from cc_gateway.cli.ui import err, out
 
 BY = ("person", "model", "route", "day", "session")
 
 
+@app.command("usage")
 def usage_cmd(
     by: Annotated[str, typer.Option("--by", help="Group by person, model, route, day or session.")] = "person",
     since: Annotated[str, typer.Option("--since", help="From a duration ago (7d, 24h, 2w) or a date (2026-12-01).")] = "7d",

@@ -18,6 +18,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from cc_gateway.runtime import context
@@ -85,7 +86,25 @@ def stream_chunk(info: context.RequestInfo, body: bytes) -> None:
                 info.wire_usage = {**(info.wire_usage or {}), **found}
 
 
-def finish(info: context.RequestInfo, status: int, latency_ms: float, cancelled: bool) -> None:
+def response_chunk(info: context.RequestInfo, body: bytes, headers: list[tuple[bytes, bytes]], final: bool) -> None:
+    """Take the usage of a whole (not streamed) response, so that its cost counts before the next request.
+
+    LiteLLM's own callback reports it too, but only after the response went out; a client sending its
+    next request at once would be checked against a spend that lacks this one.
+    """
+    if b'"usage"' in body:
+        stream_chunk(info, body)
+    elif final and body[:2] == b"\x1f\x8b" and any(k.lower() == b"content-encoding" and b"gzip" in v for k, v in headers):
+        import gzip
+        import zlib
+
+        try:
+            stream_chunk(info, gzip.decompress(body))
+        except (OSError, EOFError, zlib.error):
+            return
+
+
+def finish(info: context.RequestInfo, status: int, latency_ms: float, cancelled: bool, broken: bool = False) -> None:
     """Write the request's record (usage from the stream, else from LiteLLM's callback if it ran)."""
     team = active()
     if not info.request_id or team is None or (status == 401 and not info.person):
@@ -93,7 +112,7 @@ def finish(info: context.RequestInfo, status: int, latency_ms: float, cancelled:
     usage = info.wire_usage or info.litellm_usage or {}
     fields = {
         "ts": info.started_at,
-        "person": info.person or None,
+        "person": info.caller or None,
         "session_id": info.session_id,
         "agent_id": info.agent_id,
         "path": info.path,
@@ -101,7 +120,7 @@ def finish(info: context.RequestInfo, status: int, latency_ms: float, cancelled:
         "route": info.route or None,
         "upstream": info.upstream or None,
         "latency_ms": round(latency_ms, 1),
-        "status": 499 if cancelled else status,
+        "status": 499 if cancelled else (502 if broken else status),
         "stream": info.stream,
         **usage,
     }
@@ -113,12 +132,12 @@ def finish(info: context.RequestInfo, status: int, latency_ms: float, cancelled:
 
 
 def check(info: context.RequestInfo | None, model: str, deployments: list[dict[str, Any]],
-          route_names: list[str]) -> None:
+          route_names: Callable[[], list[str]]) -> None:
     """Before the upstream call: the key's model allowlist (403) and its spend limits (429)."""
     if info is None:
         return
     if deployments and info.request_id:
-        info.prices = prices_for(deployments[0])
+        info.prices = prices_for(deployments[0], model)
     if not info.person:
         return
     team = active()
@@ -126,7 +145,7 @@ def check(info: context.RequestInfo | None, model: str, deployments: list[dict[s
         return
     route = str(deployments[0].get("model_name", "")) if deployments else ""
     if info.models and not keys.allows(info.models, model, route):
-        allowed = [name for name in route_names if keys.allows(info.models, name)]
+        allowed = [name for name in route_names() if keys.allows(info.models, name)]
         from fastapi import HTTPException
 
         raise HTTPException(
@@ -212,14 +231,20 @@ def normalise(usage: dict[str, Any]) -> dict[str, int]:
     return {k: v for k, v in found.items() if v is not None}
 
 
-def prices_for(deployment: dict[str, Any]) -> dict[str, float] | None:
-    """The route's `model_info` prices, else LiteLLM's price data for its upstream model; None: unpriced."""
+def prices_for(deployment: dict[str, Any], asked: str = "") -> dict[str, float] | None:
+    """The route's `model_info` prices, else LiteLLM's price data for its upstream model; None: unpriced.
+
+    A wildcard route (`anthropic/claude-*`) is priced as the model asked for (`anthropic/claude-x`).
+    """
     params = deployment.get("litellm_params") or {}
     model = str(params.get("model") or "")
     found = pricing.prices_of(deployment.get("model_info")) or pricing.prices_of(params)
     if found is None:
         import litellm
 
+        if "*" in model and asked:
+            provider = model.split("/", 1)[0] + "/" if "/" in model else ""
+            model = provider + (asked.split("/", 1)[1] if "/" in asked else asked)
         found = pricing.route_prices(None, model, litellm.model_cost)
     if found is None and model not in _unpriced_logged:
         _unpriced_logged.add(model)

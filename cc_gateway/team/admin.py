@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from cc_gateway.errors import GatewayError
+from cc_gateway.core.errors import GatewayError
 from cc_gateway.team import keys, limits, periods, usage
 from cc_gateway.team.store import Store, StoreError
 

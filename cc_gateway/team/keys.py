@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from cc_gateway.errors import UsageError
+from cc_gateway.core.errors import UsageError
 from cc_gateway.team.store import Store
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$")

@@ -10,7 +10,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from cc_gateway.errors import UsageError
+from cc_gateway.core.errors import UsageError
 from cc_gateway.team.periods import Limit
 from cc_gateway.team.store import Store
 

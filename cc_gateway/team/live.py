@@ -238,6 +238,12 @@ def current() -> Team | None:
     return _team
 
 
+def shutdown() -> None:
+    """Write what is pending and stop the thread (serve calls this when a worker's server has stopped)."""
+    if _team is not None:
+        _team.stop()
+
+
 def reset() -> None:
     """Forget the process's Team (tests)."""
     global _team, _absent

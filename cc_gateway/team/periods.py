@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from cc_gateway.errors import UsageError
+from cc_gateway.core.errors import UsageError
 
 #: The CLI's period names and the Admin API's (Anthropic's spend-limits wire shape).
 PERIODS = ("day", "week", "month")

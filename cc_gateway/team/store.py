@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from cc_gateway.errors import ConfigError, GatewayError
+from cc_gateway.core.errors import ConfigError, GatewayError
 
 DB_FILE = "team.db"
 _TYPES = {

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cc_gateway.errors import UsageError
+from cc_gateway.core.errors import UsageError
 from cc_gateway.team.store import Store
 
 GROUPS = {
