@@ -282,3 +282,20 @@ def test_usage_is_normalised_to_anthropic_counts(usage: dict, expected: dict) ->
     from cc_gateway.runtime.team import normalise
 
     assert normalise(usage) == expected
+
+
+def test_week_spend_adds_past_days_to_today(store: Store) -> None:
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)  # a Friday: the week began on Monday the 30th
+    keys.add(store, "alice")
+    limits.set_limit(store, "user", "alice", "week", 1000)
+    limits.set_limit(store, "user", "alice", "day", 1000)
+    book = ledger.Ledger()
+    for i, day in enumerate((datetime(2026, 11, 29, 23, tzinfo=UTC), datetime(2026, 11, 30, 1, tzinfo=UTC),
+                             datetime(2026, 12, 3, 9, tzinfo=UTC), datetime(2026, 12, 4, 8, tzinfo=UTC))):
+        book.add(f"w{i}", _record(i, "alice", ts=day.timestamp(), cost=1.0 + i))
+    ledger.write(store, book.take())
+    past: dict = {}
+    snap = live.read_snapshot(store, now, past)
+    assert snap.spend[("alice", "day")] == 4.0  # today only
+    assert snap.spend[("alice", "week")] == 2.0 + 3.0 + 4.0  # Sunday the 29th is last week
+    assert len(past) == 1  # the days before today were summed once and kept

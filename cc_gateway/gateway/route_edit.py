@@ -55,6 +55,8 @@ class NewRoute:
     max_tokens: int | None = None
     replace: bool = False
     force: bool = False  # re-point aliases that already exist
+    price_in: float | None = None  # USD per million input tokens (the team ledger's cost)
+    price_out: float | None = None  # USD per million output tokens
 
 
 @dataclass
@@ -219,6 +221,9 @@ def _model_info(provider: Provider, request: NewRoute) -> dict[str, Any]:
         info["supports_reasoning"] = False
     info["max_output_tokens"] = request.max_tokens or provider.max_tokens
     info["cc_gateway_provider"] = provider.name
+    for price, name in ((request.price_in, "input_cost_per_token"), (request.price_out, "output_cost_per_token")):
+        if price is not None:
+            info[name] = round(price / 1e6, 15)  # LiteLLM's unit: USD per token
     return info
 
 

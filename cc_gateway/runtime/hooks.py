@@ -19,7 +19,7 @@ from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
-from cc_gateway.runtime import context
+from cc_gateway.runtime import context, team
 
 log = logging.getLogger("cc_gateway.hooks")
 
@@ -114,6 +114,11 @@ def _reject_bad_input(model: str, data: dict, deployments: list[dict[str, Any]])
         raise _bad_request(f"model {model!r} is not routed by this gateway; its routes: {listed}")
 
 
+def _route_names() -> list[str]:
+    router = current_router()
+    return list(dict.fromkeys(str(d.get("model_name")) for d in router.model_list)) if router is not None else []
+
+
 def _router_knows(router: Any, model: str) -> bool:
     """Ask LiteLLM's router itself (aliases, wildcards, provider patterns, default deployment)."""
     try:
@@ -138,6 +143,7 @@ class GatewayHooks(CustomLogger):
             info.stream = data.get("stream") is True
         deployments = deployments_for(model)
         _reject_bad_input(model, data, deployments)
+        team.check(info, model, deployments, _route_names)
         if deployments:
             if info is not None:
                 info.route = str(deployments[0].get("model_name", ""))
@@ -145,6 +151,10 @@ class GatewayHooks(CustomLogger):
             self._clamp_max_tokens(data, deployments)
             self._note_catch_all(model, deployments)
         return data
+
+    async def async_log_success_event(self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        """The team ledger: the usage LiteLLM parsed (a no-op unless the request is being recorded)."""
+        team.from_litellm(kwargs, response_obj)
 
     def _check_available(self, model: str, deployments: list[dict[str, Any]]) -> None:
         missing = [missing_key_variable(d) for d in deployments]

@@ -165,8 +165,8 @@ def check(info: context.RequestInfo | None, model: str, deployments: list[dict[s
 def from_litellm(kwargs: dict[str, Any], response_obj: Any) -> None:
     """LiteLLM's success callback: keep the usage it parsed (recorded at once if the request is over)."""
     info = context.info()
-    if info is None or not info.request_id:
-        return
+    if info is None or not info.request_id or info.wire_usage:
+        return  # not recorded, or the response carried its own usage (the usual case)
     usage = litellm_usage(kwargs, response_obj)
     if not usage:
         return
@@ -174,7 +174,7 @@ def from_litellm(kwargs: dict[str, Any], response_obj: Any) -> None:
         info.litellm_usage = usage
         return
     team = active()
-    if team is not None and not info.wire_usage:
+    if team is not None:
         team.record(info.request_id, {"ts": info.started_at, **usage}, info.prices)
 
 

@@ -45,6 +45,7 @@ class Preflight:
     open_auth: bool = False
     workers: int = 1
     workers_reason: str = ""
+    team: str | None = None  # the team store, for the ready panel (password masked)
 
     @property
     def client_lines(self) -> list[str]:
@@ -75,10 +76,32 @@ def preflight(options: ServeOptions) -> Preflight:
     _without_master_key(gateway)
     _check_routes(result)
     _check_pool(result)
+    _check_team(result)
     result.warnings += _runtime_warnings(gateway)
     result.workers, result.workers_reason = choose_workers(gateway, options.workers)
     check_port_free(options.host, port)
     return result
+
+
+def _check_team(result: Preflight) -> None:
+    """A team gateway: reach and migrate its store now (one clear line when it can't), then hand it to the workers.
+
+    DATABASE_URL names cc-gateway's store; LiteLLM would take it for its own (Prisma) database, so it
+    is moved to CC_GATEWAY_TEAM_STORE before LiteLLM loads.
+    """
+    from cc_gateway.team.live import ENV_URL
+    from cc_gateway.team.store import Store, team_url
+
+    gateway = result.gateway
+    url = team_url(gateway.folder, gateway.env)
+    os.environ.pop(ENV_URL, None)
+    if url is None:
+        return
+    os.environ.pop("DATABASE_URL", None)
+    with Store.open(url) as store:
+        store.migrate()
+        result.team = store.where
+    os.environ[ENV_URL] = url
 
 
 def _runtime_warnings(gateway: Gateway) -> list[str]:

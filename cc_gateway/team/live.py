@@ -75,6 +75,7 @@ class Team:
         self._wake = threading.Event()
         self._store: Store | None = None
         self._last_error = 0.0
+        self._past: dict = {}  # read_snapshot's cache of spend before today
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -123,7 +124,7 @@ class Team:
             if self._store is None:
                 self._store = Store.open(self.url)
             ledger_mod.write(self._store, batch)
-            self.snapshot = read_snapshot(self._store)
+            self.snapshot = read_snapshot(self._store, past=self._past)
             self.ledger.written()
         except StoreError as exc:
             self.ledger.put_back(batch)
@@ -181,9 +182,19 @@ def _hit(who: str, limit: Limit, spent: float, now: datetime) -> LimitHit:
     return LimitHit(limit_message(who, limit, spent, resets), seconds, resets)
 
 
-def read_snapshot(store: Store, now: datetime | None = None) -> Snapshot:
-    """Read keys, limits and the current periods' spend (only for the periods some limit uses)."""
+#: Spend before today changes only through late updates: re-read it at most this often (seconds).
+PAST_TTL = 60.0
+
+
+def read_snapshot(store: Store, now: datetime | None = None, past: dict | None = None) -> Snapshot:
+    """Read keys, limits and the current periods' spend (only for the periods some limit uses).
+
+    Each pass sums today's records only; a week's or month's days before today are summed once and
+    kept in `past` (a cache the caller owns) for PAST_TTL seconds, so a pass costs the same on the
+    last day of a month as on the first.
+    """
     now = now or datetime.now(UTC)
+    past = {} if past is None else past
     snap = Snapshot(loaded_at=time.time())
     snap.keys = {k.key_hash: k for k in keys_mod.all_keys(store)}
     for record in limits_mod.all_limits(store):
@@ -195,14 +206,29 @@ def read_snapshot(store: Store, now: datetime | None = None) -> Snapshot:
         else:
             snap.user_limits.setdefault(record.person, []).append(limit)
     periods = {lim.period for lim in snap.team_limits} | {lim.period for ls in snap.user_limits.values() for lim in ls}
+    if not periods:
+        return snap
+    today = period_start("day", now).timestamp()
+    sums = _sums(store, "ts >= ?", (today,))
     for period in sorted(periods):
         start = period_start(period, now).timestamp()
         snap.starts[period] = start
-        rows = store.query("SELECT person, SUM(cost) FROM ccg_usage WHERE ts >= ? GROUP BY person", (start,))
-        for person, total in rows:
-            snap.spend[(person, period)] = float(total or 0.0)
-        snap.team_spend[period] = sum(float(t or 0.0) for _, t in rows)
+        totals = dict(sums)
+        if start < today:
+            cached = past.get((start, today))
+            if cached is None or time.monotonic() - cached[0] > PAST_TTL:
+                cached = past[(start, today)] = (time.monotonic(), _sums(store, "ts >= ? AND ts < ?", (start, today)))
+            for person, amount in cached[1].items():
+                totals[person] = totals.get(person, 0.0) + amount
+        for person, amount in totals.items():
+            snap.spend[(person, period)] = amount
+        snap.team_spend[period] = sum(totals.values())
     return snap
+
+
+def _sums(store: Store, where: str, params: tuple) -> dict[str, float]:
+    rows = store.query(f"SELECT person, SUM(cost) FROM ccg_usage WHERE {where} GROUP BY person", params)
+    return {person: float(total or 0.0) for person, total in rows}
 
 
 _team: Team | None = None

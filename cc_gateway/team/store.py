@@ -326,7 +326,7 @@ def _connect_postgres(url: str, timeout: float) -> Any:
     except ImportError:
         raise StoreError(
             "DATABASE_URL is set but psycopg (PostgreSQL's driver) is not installed",
-            hint="pip install 'psycopg[binary]>=3.1' into cc-gateway's environment",
+            hint="pip install 'cc-gateway[postgres]' (psycopg 3) into cc-gateway's environment",
         ) from None
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout)))
