@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cc_gateway.doctor.base import FAIL, GATEWAY, OK, ROUTES, SKIP, WARN, CheckResult, Context, Row, check
+from cc_gateway.doctor.base import FAIL, FILES, GATEWAY, OK, SKIP, WARN, CheckResult, Context, Row, check
 
 
 def _team_url(ctx: Context) -> str | None:
@@ -34,7 +34,7 @@ def check_team_store(ctx: Context, row: Row) -> CheckResult:
     return row(OK, f"{where}: schema version {LATEST}, writable")
 
 
-@check(ROUTES, "route prices", needs_config=True)
+@check(FILES, "route prices", needs_config=True)
 def check_route_prices(ctx: Context, row: Row) -> CheckResult:
     """Routes whose requests the usage ledger would record with a null cost."""
     from cc_gateway.team.pricing import litellm_price_table, route_prices
