@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cc_gateway.doctor.base import FAIL, FILES, GATEWAY, OK, SKIP, WARN, CheckResult, Context, Row, check
+from cc_gateway.doctor.base import FAIL, FILES, GATEWAY, OK, WARN, CheckResult, Context, Row, check
 
 
 def _team_url(ctx: Context) -> str | None:
@@ -19,8 +19,7 @@ def check_team_store(ctx: Context, row: Row) -> CheckResult:
 
     url = _team_url(ctx)
     if url is None:
-        return row(SKIP, "not a team gateway (no DATABASE_URL, no team.db)",
-                   "`cc-gateway keys add NAME` or `init --team` makes it one")
+        return row(OK, "not a team gateway: no team store to check (`keys add NAME` or `init --team` makes one)")
     try:
         with Store.open(url, create=False, timeout=3) as store:
             version = store.version()
@@ -40,7 +39,7 @@ def check_route_prices(ctx: Context, row: Row) -> CheckResult:
     from cc_gateway.team.pricing import litellm_price_table, route_prices
 
     if _team_url(ctx) is None:
-        return row(SKIP, "not a team gateway: no usage ledger")
+        return row(OK, "not a team gateway: no usage ledger to price")
     routes = ctx.gateway.routes
     table = litellm_price_table()
     # A wildcard route is priced per model asked for, from LiteLLM's data; it is not listed.
