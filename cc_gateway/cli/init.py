@@ -27,8 +27,8 @@ def init(
     preset: Annotated[
         str | None, typer.Option("--preset", "-p", help="Preset name (see `cc-gateway presets`).")
     ] = None,
-    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Target folder [default: current folder].")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port the gateway listens on [default: 4000].")] = None,
+    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Target folder \\[default: current folder].")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port the gateway listens on \\[default: 4000].")] = None,
     key: Annotated[
         list[str],
         typer.Option("--key", "-k", help="VAR=VALUE, or VAR to copy it from the environment (repeatable)."),
@@ -54,25 +54,57 @@ def init(
     keys = pairs(key, "--key", allow_bare=True)
     if not yes and sys.stdin.isatty() and sys.stdout.isatty():
         preset, folder, port, keys, team = _wizard(preset, folder, port, keys, team)
+    options = pairs(option, "--option")
+    if not yes and sys.stdin.isatty() and sys.stdout.isatty():
+        _ask_rules(preset or "demo", options)
     request = scaffold.InitRequest(
         preset=load_preset(preset or "demo"),
         folder=(folder or Path.cwd()).expanduser().absolute(),
         port=scaffold.DEFAULT_PORT if port is None else port,
         keys=keys,
         api_bases=pairs(api_base, "--api-base"),
-        options=pairs(option, "--option"),
+        options=options,
         team=team,
     )
     result = scaffold.plan_init(request)
     for message in result.warnings:
         warn(message)
-    show_plan(result.plan, diffs=dry_run or bool(result.plan.conflicts))
+    show_plan(result.plan, diffs=dry_run)  # a conflict names its files; --dry-run shows the diffs
     if dry_run:
         err().print("[dim]dry run: nothing written[/]")
         return
     for backup in apply_plan(result.plan, force=force):
         err().print(f"[dim]kept a copy of the old file: {backup}[/]")
+    scaffold.record_written(result.plan, request.folder)
+    replaced = [c.path.name for c in result.plan.changes if c.action.value == "replace"]
+    if replaced:
+        err().print(
+            f"replaced {', '.join(replaced)}: cc-gateway wrote them and nobody changed them since "
+            "(the master key and keys in .env are kept)",
+            markup=False,
+        )
     _next_steps(request, result)
+
+
+def _ask_rules(preset: str, options: dict[str, str]) -> None:
+    """Offer the preset's routing rules (README "Routing rules"); no sets `--option rules=off`."""
+    import questionary
+
+    from cc_gateway.gateway.presets import load_preset
+
+    rules = load_preset(preset).routing_rules
+    if not rules or "rules" in options:
+        return
+    summary = "; ".join(f"{kind} -> {_rule_target(value)}" for rule in rules for kind, value in rule.items())
+    if not questionary.confirm(f"Routing rules ({summary})?", default=True).unsafe_ask():
+        options["rules"] = "off"
+
+
+def _rule_target(value: object) -> str:
+    if isinstance(value, dict):
+        above = f" above {value['above_tokens']:,} tokens" if "above_tokens" in value else ""
+        return f"{value.get('route') or value.get('to')}{above}"
+    return str(value)
 
 
 def _wizard(

@@ -13,7 +13,7 @@ from cc_gateway.cli.ui import err, warn
 
 @app.command("serve")
 def serve(
-    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Gateway folder [default: current].")] = None,
+    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Gateway folder \\[default: current].")] = None,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Path to config.yaml (instead of --dir).")
     ] = None,
@@ -21,10 +21,10 @@ def serve(
         "127.0.0.1"
     ),
     port: Annotated[
-        int | None, typer.Option("--port", help="Port [default: CC_GATEWAY_PORT from .env, else 4000].")
+        int | None, typer.Option("--port", help="Port \\[default: CC_GATEWAY_PORT from .env, else 4000].")
     ] = (None),
     workers: Annotated[
-        int | None, typer.Option("--workers", help="Worker processes [default: one per CPU, at most 4].")
+        int | None, typer.Option("--workers", help="Worker processes \\[default: one per CPU, at most 4].")
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
     allow_open: Annotated[
@@ -54,8 +54,19 @@ def serve(
     console = err()
     status = console.status("starting the gateway", spinner="dots")
     status.start()
-    # Without a terminal the spinner shows nothing: print each step as a line instead.
-    progress = status.update if console.is_terminal else lambda step: console.print(f"[dim]{step}…[/]")
+    steps: list[str] = []
+
+    def progress(step: str) -> None:
+        """The spinner covers LiteLLM's import only: from the next step on, the server (and each forked
+        worker, writing to the same terminal) logs lines, which would leave spinner fragments between them
+        and after a Ctrl-C. Without a terminal every step is a line."""
+        steps.append(step)
+        if console.is_terminal and len(steps) == 1:
+            status.update(step)
+            return
+        status.stop()
+        console.print(f"[dim]{step}…[/]")
+
     try:
         code = run(pre, progress=progress, on_ready=lambda: _ready(status, pre))
     finally:

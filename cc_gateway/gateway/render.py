@@ -95,6 +95,7 @@ def render(preset: Preset, answers: Answers) -> dict[str, tuple[str, int]]:
             {"r": r, "params": route_params(r, options), "model_info": route_model_info(r)} for r in preset.routes
         ],
         "router_settings": _router_settings(preset),
+        "routing_rules": [] if options.get("rules") == "off" else [dict(r) for r in preset.routing_rules],
         "env_groups": env_groups(preset, answers),
         "uses_bridge": any(r.params["model"].startswith("claude-agent/") for r in preset.routes),
         "compose": {"redis": False, "replicas": 1, "volume": None, "volume_path": None, **preset.compose},

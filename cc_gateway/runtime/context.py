@@ -23,7 +23,10 @@ class RequestInfo:
     stream: bool = False  # the client asked for a streamed response
     retry_after: str | None = None
     unavailable: str | None = None
+    error: str = ""  # the error message the client got (status >= 400), for the access line
     token_mode: str | None = None  # the Claude pool's mode (rotate/passthrough), decided once per request
+    rule: str = ""  # the routing rule that picked the route (`rule=` in the access log)
+    notice: str | None = None  # one line for the client, put first in the answer (routing's web-search guard)
     no_retry: bool = False  # a 429 the client must not retry (a spend limit): x-should-retry: false
     # The team gateway (runtime/team.py): who asked, and the ledger record's facts.
     caller: str = ""  # (master), (static), (open), or a person's name

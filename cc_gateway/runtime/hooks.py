@@ -19,7 +19,8 @@ from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
-from cc_gateway.runtime import context, team
+from cc_gateway.core.secrets import is_placeholder
+from cc_gateway.runtime import context, rules, team
 
 log = logging.getLogger("cc_gateway.hooks")
 
@@ -74,7 +75,7 @@ def _configured_key_variables() -> dict[tuple[str, str], str]:
 
 
 def missing_key_variable(deployment: dict[str, Any]) -> str | None:
-    """Return the name of the deployment's key variable when it is empty, else None."""
+    """Return the name of the deployment's key variable when it is empty or a placeholder, else None."""
     params = deployment.get("litellm_params") or {}
     raw = params.get("api_key")
     name = (deployment.get("model_info") or {}).get("cc_gateway_key_env")
@@ -83,7 +84,7 @@ def missing_key_variable(deployment: dict[str, Any]) -> str | None:
     if not name:
         key = (str(deployment.get("model_name")), str(params.get("model")))
         name = _configured_key_variables().get(key)
-    if name and not os.environ.get(name, "").strip():
+    if name and is_placeholder(os.environ.get(name)):
         return name
     return None
 
@@ -136,11 +137,13 @@ class GatewayHooks(CustomLogger):
 
     async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict, call_type: Any) -> Any:
         """Check and adjust a request before it is routed."""
-        model = str(data.get("model") or "")
         info = context.info()
         if info is not None:
-            info.model = model
+            info.model = str(data.get("model") or "")
             info.stream = data.get("stream") is True
+        # routing_rules first: what follows (and LiteLLM's router) works on the route they pick
+        rules.route(data, current_router())
+        model = str(data.get("model") or "")
         deployments = deployments_for(model)
         _reject_bad_input(model, data, deployments)
         team.check(info, model, deployments, _route_names)

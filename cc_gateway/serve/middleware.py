@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cc_gateway.runtime import auth, context, exposure, team
+from cc_gateway.serve.notice import StreamNotice, add_to_message
 from cc_gateway.team import admin as team_admin
 
 Scope = MutableMapping[str, Any]
@@ -35,6 +36,10 @@ log = logging.getLogger("cc_gateway.access")
 
 READINESS = ("/health/readiness",)
 HEALTH = ("/health/liveliness", "/health/liveness", "/health/readiness")
+#: Claude Code's connectivity check (HEAD, or GET, on ANTHROPIC_BASE_URL + /api/hello, with no key unless
+#: CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC is set): answered 200 without a key, as Anthropic's API does.
+HELLO = "/api/hello"
+HELLO_BODY = b'{"message":"hello"}'
 _ANTHROPIC_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -122,6 +127,18 @@ def reshape_error(body: bytes, anthropic: bool, status: int) -> bytes:
     else:
         message = str(err if "error" in data else data.get("detail", data))
     return error_body(anthropic, status, message)
+
+
+def _error_message(body: bytes, limit: int = 200) -> str:
+    """The message of an error body (either format), on one line and at most `limit` characters."""
+    try:
+        data = json.loads(body)
+        error = data.get("error", data) if isinstance(data, dict) else data
+        message = str(error.get("message") or "") if isinstance(error, dict) else str(error)
+    except ValueError:
+        message = body.decode("utf-8", "replace")
+    message = " ".join(message.split())
+    return message if len(message) <= limit else message[: limit - 1] + "…"
 
 
 @functools.cache
@@ -290,6 +307,9 @@ class GatewayMiddleware:
         exchange = Exchange(self, scope, send, anthropic, info)
         self.drain.enter()
         try:
+            if path == HELLO and scope["method"] in ("GET", "HEAD"):
+                await exchange.hello()
+                return
             team.begin(info, scope["method"], scope["headers"])
             if team_admin.is_admin_path(path) and team.active() is not None:
                 await self._team_admin(scope, receive, exchange)
@@ -311,14 +331,16 @@ class GatewayMiddleware:
                     cancelled = guard is not None and not guard.done
                     team.finish(info, exchange.status, elapsed, cancelled, guard is not None and guard.broken)
                 log.info(
-                    "%s %s model=%s route=%s upstream=%s status=%s %.0fms",
+                    "%s %s model=%s route=%s rule=%s upstream=%s status=%s %.0fms%s",
                     info.method,
                     path,
                     info.model or "-",
                     info.route or "-",
+                    info.rule or "-",
                     info.upstream or "-",
                     exchange.status,
                     elapsed,
+                    f" error={json.dumps(info.error)}" if info.error and exchange.status >= 400 else "",
                 )
 
     async def _team_admin(self, scope: Scope, receive: Receive, exchange: Exchange) -> None:
@@ -390,6 +412,7 @@ class Mode(enum.Enum):
     ERROR = "error"  # buffered, reshaped into the caller's error format, secrets scrubbed
     TO_EVENTS = "to_events"  # a whole message where a stream was asked for: sent as events
     STREAM = "stream"  # an event stream, guarded: a cut or malformed stream ends with an error event
+    NOTICE = "notice"  # a whole message that gets routing's one-line notice put first
 
 
 class Exchange:
@@ -408,12 +431,21 @@ class Exchange:
         self.start: Message | None = None
         self.buffer = bytearray()
         self.guard: _StreamGuard | None = None
+        self.notice: StreamNotice | None = None
         self.task: asyncio.Task[Any] | None = None
 
     async def error(self, status: int, message: str, headers: list | None = None) -> None:
         """Answer with cc-gateway's own error (in the caller's format)."""
         self.status = status
         await send_error(self.downstream, self.anthropic, status, message, headers)
+
+    async def hello(self) -> None:
+        """Answer Claude Code's connectivity check."""
+        self.status = 200
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(HELLO_BODY)).encode())]
+        await self.downstream({"type": "http.response.start", "status": 200, "headers": headers})
+        body = b"" if self.scope["method"] == "HEAD" else HELLO_BODY
+        await self.downstream({"type": "http.response.body", "body": body, "more_body": False})
 
     async def serve(self, receive: Receive) -> None:
         """Run LiteLLM's app, reshaping errors and guarding streams on the way out."""
@@ -467,6 +499,13 @@ class Exchange:
         if status >= 400 and (b"json" in content_type or not content_type):
             self.mode = Mode.ERROR
             return
+        if status == 200 and self.anthropic and info.notice:  # routing's one line for the client
+            headers.append((b"x-cc-gateway-notice", info.notice.encode("ascii", "replace")))
+            if b"text/event-stream" in content_type:
+                self.notice = StreamNotice(info.notice)
+            elif b"json" in content_type and not info.stream:
+                self.mode = Mode.NOTICE
+                return
         if status == 200 and self.anthropic and b"json" in content_type and info.stream:
             # A stream was asked for and a whole message came back (LiteLLM's mock_response does this
             # on /v1/messages): send it as the event stream the client expects.
@@ -480,10 +519,17 @@ class Exchange:
 
     async def _on_body(self, message: Message) -> None:
         more = message.get("more_body", False)
-        if self.mode is Mode.TO_EVENTS:
+        if self.mode in (Mode.TO_EVENTS, Mode.NOTICE):
             self.buffer += message.get("body", b"")
-            if not more:
-                await _send_as_events(self.downstream, self.start, _decoded(bytes(self.buffer), self.start["headers"]))
+            if more:
+                return
+            body = _decoded(bytes(self.buffer), self.start["headers"])
+            if self.info.notice:
+                body = add_to_message(body, self.info.notice)
+            if self.mode is Mode.NOTICE:
+                await self._send_whole(body)
+            else:
+                await _send_as_events(self.downstream, self.start, body)
         elif self.mode is Mode.ERROR:
             self.buffer += message.get("body", b"")
             if not more:
@@ -491,6 +537,8 @@ class Exchange:
         elif self.mode is Mode.STREAM:
             if self.info.request_id:
                 team.stream_chunk(self.info, message.get("body", b""))
+            if self.notice is not None:
+                message = {**message, "body": self.notice.feed(message.get("body", b""), final=not more)}
             await _send_guarded(message, self.guard, self.downstream)
         else:
             if self.info.request_id and self.status == 200:
@@ -501,6 +549,12 @@ class Exchange:
         start = self.start
         body = reshape_error(_decoded(bytes(self.buffer), start["headers"]), self.anthropic, start["status"])
         body = scrub_secrets(body)  # an upstream may quote the credential it refused
+        self.info.error = _error_message(body)
+        await self._send_whole(body)
+
+    async def _send_whole(self, body: bytes) -> None:
+        """Send a complete JSON body with the start's status and headers (length and encoding redone)."""
+        start = self.start
         dropped = (b"content-length", b"content-type", b"content-encoding")
         headers = [(k, v) for k, v in start["headers"] if k.lower() not in dropped]
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
