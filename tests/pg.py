@@ -21,7 +21,16 @@ from pathlib import Path
 
 import pytest
 
-PG_BIN = Path(os.environ.get("CC_GATEWAY_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _pg_bin() -> Path:
+    """CC_GATEWAY_PG_BIN, else the newest /usr/lib/postgresql/N/bin holding initdb (Debian's layout)."""
+    if os.environ.get("CC_GATEWAY_PG_BIN"):
+        return Path(os.environ["CC_GATEWAY_PG_BIN"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 
 
 def _free_port() -> int:

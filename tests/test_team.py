@@ -214,15 +214,29 @@ def _status(gw: Gateway, key: str, model: str = SONNET) -> int:
                       timeout=60).status_code
 
 
-def _time_to_401(gw: Gateway, key: str, since: float) -> float:
-    """Seconds from `since` until the gateway answered the key with 401 (the start of that request)."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        sent = time.monotonic()
-        if _status(gw, key) == 401:
-            return sent - since
+def _requests_after(gw: Gateway, key: str, since: float, seconds: float = 2.0) -> list[tuple[float, int]]:
+    """Send requests for `seconds` after `since`: (when each was sent, relative to `since`; its status)."""
+    seen: list[tuple[float, int]] = []
+    deadline = since + 10  # a loaded machine may take long to answer: go on until one is sent after 1 s
+    while (sent := time.monotonic()) < since + seconds or (not any(o >= 1.0 for o, _ in seen) and sent < deadline):
+        seen.append((sent - since, _status(gw, key)))
         time.sleep(0.02)
-    return float("inf")
+    return seen
+
+
+def _revoked_within_a_second(*replicas: Gateway, key: str, since: float) -> None:
+    """Every request sent a second or more after `since`, on every replica, got 401."""
+    results: dict[int, list[tuple[float, int]]] = {}
+    threads = [threading.Thread(target=lambda i=i, gw=gw: results.__setitem__(i, _requests_after(gw, key, since)))
+               for i, gw in enumerate(replicas)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for seen in results.values():
+        late = [status for offset, status in seen if offset >= 1.0]
+        assert late and set(late) == {401}, seen
+    assert len(results) == len(replicas)
 
 
 def test_revoked_and_expired_keys_get_401_within_a_second(team, up: FakeUpstream) -> None:
@@ -230,7 +244,7 @@ def test_revoked_and_expired_keys_get_401_within_a_second(team, up: FakeUpstream
     key = add_key(folder, "erin")
     assert wait_until(lambda: _status(gw, key) == 200, 3)
     cli(folder, "keys", "revoke", "erin")
-    assert _time_to_401(gw, key, time.monotonic()) < 1.0
+    _revoked_within_a_second(gw, key=key, since=time.monotonic())
     short = add_key(folder, "frank", "--expires", "1m")
     assert wait_until(lambda: _status(gw, short) == 200, 3)
 
@@ -290,9 +304,7 @@ def test_two_replicas_on_one_postgres_share_revocations_and_limits(upstream: Fak
     cli(folder, "keys", "limit", "gina", "100/day")
     assert wait_until(lambda: _status(second, key) == 200, 3)
     cli(folder, "keys", "revoke", "gina")
-    revoked = time.monotonic()
-    took = [_time_to_401(replica, key, revoked) for replica in (first, second)]
-    assert max(took) < 1.5, took  # the refresh interval (0.5 s) plus a request under load
+    _revoked_within_a_second(first, second, key=key, since=time.monotonic())
 
 
 def test_kill_9_mid_load_loses_only_the_last_flush_and_corrupts_nothing(upstream: FakeUpstream, tmp_path: Path) -> None:

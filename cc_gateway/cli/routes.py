@@ -56,7 +56,7 @@ def add_model(
     name, provider, model, api_base = _route_wizard(name, provider, model, api_base)
     request = routes.NewRoute(
         name, provider, model, api_base, key_env, tuple(alias), fallback_for, max_tokens, replace, force,
-        tuple(purposes), above_tokens, price_in, price_out,
+        tuple(purposes), above_tokens, (price_in, price_out),
     )
     edit = routes.plan_add(folder, request)
     _finish_edit(edit, dry_run)

@@ -58,8 +58,7 @@ class NewRoute:
     force: bool = False  # re-point aliases that already exist
     purposes: tuple[str, ...] = ()  # --for: routing rules to point at this route
     above_tokens: int | None = None  # --above-tokens: the long-context rule's threshold
-    price_in: float | None = None  # USD per million input tokens (the team ledger's cost)
-    price_out: float | None = None  # USD per million output tokens
+    prices: tuple[float | None, float | None] = (None, None)  # USD per million input/output tokens (team ledger)
 
 
 @dataclass
@@ -227,9 +226,8 @@ def _model_info(provider: Provider, request: NewRoute) -> dict[str, Any]:
     info["max_output_tokens"] = request.max_tokens or provider.max_tokens
     info["cc_gateway_provider"] = provider.name
     info.update(purpose_model_info(request.purposes))
-    for price, name in ((request.price_in, "input_cost_per_token"), (request.price_out, "output_cost_per_token")):
-        if price is not None:
-            info[name] = round(price / 1e6, 15)  # LiteLLM's unit: USD per token
+    named = zip(("input_cost_per_token", "output_cost_per_token"), request.prices, strict=True)
+    info.update({name: round(price / 1e6, 15) for name, price in named if price is not None})  # USD per token
     return info
 
 
