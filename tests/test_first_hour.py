@@ -484,3 +484,15 @@ def test_no_spinner_left_among_log_lines_on_a_terminal(tmp_path: Path) -> None:
     assert sent, text
     after_logs = text[text.index("uvicorn.error"):]
     assert not re.search("[\u2800-\u28ff]", after_logs), after_logs  # no spinner frame once the server logs
+
+
+def test_project_scope_removes_copies_an_older_run_left_in_the_local_file(demo: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / ".claude").mkdir(parents=True)
+    port = read_env(demo)["CC_GATEWAY_PORT"]
+    local_file = project / ".claude" / "settings.local.json"
+    local_file.write_text(json.dumps({"env": {"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}", "MINE": "x"}}))
+    done = run_cli("setup-claude", "--dir", str(demo), "--scope", "project", cwd=project)
+    assert done.returncode == 0, done.stderr
+    local = json.loads(local_file.read_text())["env"]
+    assert local == {"MINE": "x", "ANTHROPIC_AUTH_TOKEN": read_env(demo)["LITELLM_MASTER_KEY"]}

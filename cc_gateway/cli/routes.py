@@ -109,6 +109,22 @@ def _finish_edit(edit: Any, dry_run: bool) -> None:
         return
     for made in apply_edit(edit):
         err().print(f"[dim]kept a copy of the old file: {made}[/]")
+    _tell_running_gateway(next(c.path for c in edit.plan.changes if c.path.name != ".env"), applied=True)
+
+
+def _tell_running_gateway(config_path: Path, *, applied: bool = False) -> None:
+    """Say whether the folder's running gateway serves the files (after an edit: wait for its reload)."""
+    from cc_gateway.gateway.fingerprint import running_state
+
+    state = running_state(config_path, wait=30.0 if applied else 0.0)
+    if state is None or (state.current and not applied):
+        return
+    if state.current:
+        err().print("the running gateway serves the change now", markup=False)
+    elif state.state == "reloading":
+        warn("the running gateway is still applying it; `cc-gateway models` says when it is done")
+    else:
+        warn(state.message)
 
 
 @app.command("remove-model")
@@ -148,6 +164,7 @@ def models(
     if info["fallbacks"]:
         lines += ["", "fallbacks:", *(f"  {r} -> {', '.join(t)}" for r, t in info["fallbacks"].items())]
     typer.echo("\n".join(lines))
+    _tell_running_gateway(Path(info["config"]))
 
 
 def _key_state(route: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from cc_gateway.core.envfile import apply_to_environ
 from cc_gateway.core.errors import ConfigError, GatewayError, PortInUse, UsageError
 from cc_gateway.core.secrets import is_loopback, is_placeholder, is_weak_key
 from cc_gateway.gateway.folder import Gateway, load_gateway
+from cc_gateway.serve.http import HttpLimits, resolve_limits
 
 DEFAULT_BODY_LIMIT = 32 << 20
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -30,6 +32,8 @@ class ServeOptions:
     allow_open: bool = False
     drain_seconds: float = 30.0
     body_limit: int = DEFAULT_BODY_LIMIT
+    reload: bool = True  # watch config.yaml/.env and apply edits (SIGHUP works either way)
+    http_limits: dict[str, float | int | None] = field(default_factory=dict)  # flags; None: env or default
 
 
 @dataclass
@@ -45,6 +49,8 @@ class Preflight:
     open_auth: bool = False
     workers: int = 1
     workers_reason: str = ""
+    env_from_file: list[str] = field(default_factory=list)  # the names .env added to the environment
+    limits: HttpLimits = field(default_factory=HttpLimits)
     team: str | None = None  # the team store, for the ready panel (password masked)
 
     @property
@@ -66,45 +72,81 @@ def preflight(options: ServeOptions) -> Preflight:
         raise UsageError("--workers must be at least 1")
     _check_config_name(options.config)
     gateway = load_gateway(options.folder, options.config)
-    _check_config(gateway)
-    apply_to_environ(gateway.env_file)
+    from_file = apply_to_environ(gateway.env_file)
     gateway.env = dict(os.environ)
     port = options.port or gateway.port
     if not 1 <= port <= 65535:
         raise UsageError(f"port {port} is out of range", hint="use a port between 1 and 65535")
     shown_host = f"[{options.host}]" if ":" in options.host else options.host
-    result = Preflight(gateway, options, port, f"http://{shown_host}:{port}")
-    _check_rules(result)
-    _check_auth(result)
-    _without_master_key(gateway)
-    _check_routes(result)
-    _check_pool(result)
-    _check_team(result)
-    result.warnings += _runtime_warnings(gateway)
-    result.workers, result.workers_reason = choose_workers(gateway, options.workers)
+    result = Preflight(gateway, options, port, f"http://{shown_host}:{port}", env_from_file=from_file)
+    check(result)
+    export(gateway)
     check_port_free(options.host, port)
     return result
 
 
-def _check_team(result: Preflight) -> None:
-    """A team gateway: reach and migrate its store now (one clear line when it can't), then hand it to the workers.
+def check(result: Preflight) -> None:
+    """Check a folder as `serve` would serve it (gateway.env is its environment); also run on a reload.
 
-    DATABASE_URL names cc-gateway's store; LiteLLM would take it for its own (Prisma) database, so it
-    is moved to CC_GATEWAY_TEAM_STORE before LiteLLM loads.
+    Changes nothing outside `result`: export() then applies what the environment needs.
     """
-    from cc_gateway.team.live import ENV_URL
+    gateway = result.gateway
+    _check_config(gateway)
+    _check_rules(result)
+    _check_auth(result)
+    _check_routes(result)
+    _check_pool(result)
+    _check_team(result)
+    result.warnings += _runtime_warnings(gateway)
+    result.workers, result.workers_reason = choose_workers(gateway, result.options.workers, gateway.env)
+    result.limits = _limits(result)
+
+
+def export(gateway: Gateway) -> None:
+    """Adjust the process environment for LiteLLM (after check() passed)."""
+    _without_master_key(gateway)
+    pooled = any(r.model_info.get("cc_gateway_credential_pool") for r in gateway.routes)
+    if pooled and not os.environ.get("REDIS_URL", "").strip():
+        os.environ.pop("REDIS_URL", None)  # router_settings.redis_url would resolve to '' and be dialled
+    _export_team(gateway)
+
+
+def _limits(result: Preflight) -> HttpLimits:
+    """The HTTP limits from the flags, else CC_GATEWAY_* in the environment or .env, else the defaults."""
+    try:
+        return resolve_limits(result.options.http_limits, result.gateway.env)
+    except ValueError as exc:
+        if str(exc).startswith("--"):
+            raise UsageError(str(exc)) from None
+        raise ConfigError(f"{result.gateway.env_path}: {exc}", hint="use a number of seconds or bytes") from None
+
+
+def _check_team(result: Preflight) -> None:
+    """A team gateway: reach and migrate its store now (one clear line when it can't)."""
     from cc_gateway.team.store import Store, team_url
 
     gateway = result.gateway
     url = team_url(gateway.folder, gateway.env)
+    if url is not None:
+        with Store.open(url) as store:
+            store.migrate()
+            result.team = store.where
+
+
+def _export_team(gateway: Gateway) -> None:
+    """Hand the team store to the workers as CC_GATEWAY_TEAM_STORE.
+
+    DATABASE_URL names cc-gateway's store; LiteLLM would take it for its own (Prisma) database, so it
+    is removed from the environment LiteLLM sees.
+    """
+    from cc_gateway.team.live import ENV_URL
+    from cc_gateway.team.store import team_url
+
+    url = team_url(gateway.folder, gateway.env)
     os.environ.pop(ENV_URL, None)
-    if url is None:
-        return
-    os.environ.pop("DATABASE_URL", None)
-    with Store.open(url) as store:
-        store.migrate()
-        result.team = store.where
-    os.environ[ENV_URL] = url
+    if url is not None:
+        os.environ.pop("DATABASE_URL", None)
+        os.environ[ENV_URL] = url
 
 
 def _check_config_name(config: Path | None) -> None:
@@ -210,11 +252,9 @@ def _check_pool(result: Preflight) -> None:
     from cc_gateway.runtime.multi_provider.pool import validate_environment
 
     try:
-        result.warnings += validate_environment(os.environ)
+        result.warnings += validate_environment(result.gateway.env)
     except ConfigError as exc:
         raise ConfigError(f"{result.gateway.env_path}: {exc}", hint=exc.hint) from None
-    if not os.environ.get("REDIS_URL", "").strip():
-        os.environ.pop("REDIS_URL", None)  # router_settings.redis_url would resolve to '' and be dialled
 
 
 MAX_DEFAULT_WORKERS = 4
@@ -228,9 +268,9 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def per_process_state(gateway: Gateway) -> list[str]:
+def per_process_state(gateway: Gateway, environ: Mapping[str, str] | None = None) -> list[str]:
     """Name the features whose state would be split between workers (empty with REDIS_URL)."""
-    if os.environ.get("REDIS_URL", "").strip():
+    if (os.environ if environ is None else environ).get("REDIS_URL", "").strip():
         return []
     found = []
     if any(r.model_info.get("cc_gateway_credential_pool") for r in gateway.routes):
@@ -251,11 +291,11 @@ def uses_bridge(gateway: Gateway) -> bool:
     return any(r.model.startswith("claude-agent/") for r in gateway.routes)
 
 
-def choose_workers(gateway: Gateway, asked: int | None) -> tuple[int, str]:
+def choose_workers(gateway: Gateway, asked: int | None, environ: Mapping[str, str] | None = None) -> tuple[int, str]:
     """Return the worker count and why (one per CPU, at most 4, unless state must stay in one process)."""
     if not hasattr(os, "fork"):  # workers are forked: elsewhere, one process serves
         return 1, "1 worker (this platform cannot fork workers)"
-    split = per_process_state(gateway)
+    split = per_process_state(gateway, environ)
     if asked is None:
         if split:
             return 1, f"1 worker: {split[0]} live in this process (set REDIS_URL to share them and use the CPUs)"
