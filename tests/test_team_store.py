@@ -299,3 +299,10 @@ def test_week_spend_adds_past_days_to_today(store: Store) -> None:
     assert snap.spend[("alice", "day")] == 4.0  # today only
     assert snap.spend[("alice", "week")] == 2.0 + 3.0 + 4.0  # Sunday the 29th is last week
     assert len(past) == 1  # the days before today were summed once and kept
+
+
+def test_a_database_url_password_is_a_secret_for_the_logs() -> None:
+    from cc_gateway.core.secrets import secret_values
+
+    found = secret_values({"DATABASE_URL": "postgresql://team:pw-Zq81x@db:5432/gw", "CC_GATEWAY_PORT": "4000"})
+    assert found == ["pw-Zq81x"]
