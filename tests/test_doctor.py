@@ -17,6 +17,7 @@ from conftest import Gateway, claude_bin, cli_env, free_port, init_gateway, read
 from fakeupstream import FakeUpstream, Fault
 
 from cc_gateway import doctor
+from cc_gateway.claude import versions as claude_code
 from cc_gateway.doctor import gateway as doctor_gateway
 from cc_gateway.gateway.folder import load_gateway
 
@@ -287,12 +288,12 @@ def test_missing_variable(broken: tuple[Gateway, Path]) -> None:
     assert done.returncode == 3
     variables = row(report, "variables")
     assert variables["status"] == "fail"
-    assert variables["detail"] == "SPARE_API_KEY is not set (route spare answers 503)"
+    assert variables["detail"] == "SPARE_API_KEY is not set (route spare answers 424)"
     assert variables["hint"] == (
         f"set SPARE_API_KEY in {gateway.folder / '.env'}; "
         "the gateway applies .env on save: the 'loaded config' row says whether it did"
     )
-    assert row(report, "route spare")["detail"] == "SPARE_API_KEY is not set, so the route answers 503"
+    assert row(report, "route spare")["detail"] == "SPARE_API_KEY is not set, so the route answers 424"
 
 
 @pytest.mark.e2e
@@ -387,8 +388,10 @@ def test_default_model_not_routed(stopped: Path, tmp_path: Path) -> None:
     models = row(report, "default models")
     assert done.returncode == 3
     assert models["status"] == "fail"
-    assert models["detail"].startswith(f"{HAIKU} (haiku, Claude Code 2.1.197's default) has no route")
-    assert "'model not found'" in models["detail"] and "ANTHROPIC_DEFAULT_HAIKU_MODEL" in models["hint"]
+    data = claude_code.known_models()  # the release the data describes: its ids, not 2.1.197's, lack a route
+    main = data["default_models"]["main"]
+    assert models["detail"].startswith(f"{main} (main, Claude Code {data['version']}'s default) has no route")
+    assert "'model not found'" in models["detail"] and "ANTHROPIC_MODEL" in models["hint"]
 
 
 # --------------------------------------------------------------------------- files and traps (in-process)
