@@ -219,7 +219,7 @@ class GatewayHooks(CustomLogger):
             return None
         if info.retry_after is None:
             info.retry_after = retry_after_of(original_exception)
-        if info.failure is None:
+        if info.failure is None and not info.refused_here:  # the team's own 403/429 are not upstream failures
             info.failure = classify_failure(original_exception, info.model)
         return None
 

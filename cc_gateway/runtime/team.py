@@ -145,6 +145,7 @@ def check(info: context.RequestInfo | None, model: str, deployments: list[dict[s
         return
     route = str(deployments[0].get("model_name", "")) if deployments else ""
     if info.models and not keys.allows(info.models, model, route):
+        info.refused_here = True
         allowed = [name for name in route_names() if keys.allows(info.models, name)]
         from fastapi import HTTPException
 
@@ -156,7 +157,7 @@ def check(info: context.RequestInfo | None, model: str, deployments: list[dict[s
     hit = team.limit_hit(info.person)
     if hit is not None:
         info.retry_after = str(hit.retry_after)
-        info.no_retry = True
+        info.no_retry = info.refused_here = True
         from fastapi import HTTPException
 
         raise HTTPException(status_code=429, detail=hit.message)
