@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakeupstream import FakeUpstream  # noqa: E402
+from pg import pg_server, pg_url  # noqa: E402, F401 - a real PostgreSQL server for the team store tests
 
 
 @pytest.fixture(autouse=True)

@@ -117,6 +117,8 @@ class Reply:
     delay: float = 0.0
     mid_stream: str | None = None  # "reset" | "stall" | "malformed", applied after the first content chunk
     stall: float | None = None  # seconds a "stall" lasts before the stream resumes; None = until stop()
+    cache_read: int = 0  # Anthropic usage: cache_read_input_tokens reported
+    cache_write: int = 0  # Anthropic usage: cache_creation_input_tokens reported
 
     @property
     def has_text(self) -> bool:
@@ -623,8 +625,8 @@ def _messages_body(reply: Reply, received: Received) -> dict:
     if reply.tool:
         tool_id = reply.tool_id or _new_id("toolu_")
         content.append({"type": "tool_use", "id": tool_id, "name": reply.tool, "input": reply.input})
-    usage = {"input_tokens": _tokens(received.body), "cache_creation_input_tokens": 0}
-    usage["cache_read_input_tokens"] = 0
+    usage = {"input_tokens": _tokens(received.body), "cache_creation_input_tokens": reply.cache_write}
+    usage["cache_read_input_tokens"] = reply.cache_read
     return {
         "id": _new_id("msg_"),
         "type": "message",

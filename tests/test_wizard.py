@@ -35,6 +35,8 @@ def test_wizard_asks_and_renders(tmp_path: Path) -> None:
     child.send("\x7f" * 4 + "4711\r")
     child.expect("Target folder:")
     child.send("\x7f" + "gw\r")
+    child.expect("Team gateway")
+    child.send("y")
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0, child.before
@@ -42,12 +44,15 @@ def test_wizard_asks_and_renders(tmp_path: Path) -> None:
     env = load_env_file(tmp_path / "gw" / ".env")
     assert env["ANTHROPIC_API_KEY"] == ANTHROPIC_KEY
     assert env["CC_GATEWAY_PORT"] == "4711"
+    assert env["CC_GATEWAY_TEAM"] == "true" and "DATABASE_URL" not in env  # a commented placeholder
 
 
 def test_wizard_preset_choice(tmp_path: Path) -> None:
     child = spawn(tmp_path, "--port", "4000", "--dir", str(tmp_path / "gw"))
     child.expect("Preset:")
     child.send("\r")  # first entry: demo
+    child.expect("Team gateway")
+    child.send("\r")  # no
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0, child.before

@@ -13,7 +13,7 @@ from pathlib import Path
 from cc_gateway.claude import picker, settings
 from cc_gateway.claude import versions as claude_code
 from cc_gateway.core import jsonedit
-from cc_gateway.core.errors import ConfigError, UsageError, located
+from cc_gateway.core.errors import ConfigError, GatewayError, UsageError, located
 from cc_gateway.core.secrets import is_placeholder
 from cc_gateway.gateway.folder import Gateway
 
@@ -48,6 +48,7 @@ class ClientRequest:
     endpoint: str = "unified"  # unified | passthrough
     models: dict[str, str] = field(default_factory=dict)  # role -> model (flags)
     picker: bool | None = None  # whether the Claude Code in use reads modelPicker (None: unknown, assume so)
+    key: str | None = None  # a person's team key (`keys add`) instead of the gateway's master key
 
 
 @dataclass
@@ -93,8 +94,15 @@ def base_url(gateway: Gateway, url: str | None, endpoint: str) -> str:
     return root
 
 
-def credential(gateway: Gateway) -> tuple[str, str, str | None]:
-    """Return (variable, value, note) that authenticates Claude Code to the gateway."""
+def credential(gateway: Gateway, key: str | None = None) -> tuple[str, str, str | None]:
+    """Return (variable, value, note) that authenticates Claude Code to the gateway (a person's key if given)."""
+    if key is not None:
+        if not re.fullmatch(r"sk-[A-Za-z0-9_\-]{20,}", key.strip()):
+            hint = "use the sk-... that `cc-gateway keys add` printed"
+            raise UsageError("--key does not look like a gateway key", hint=hint)
+        if gateway.uses_static_tokens:  # Claude Code's own login stays in Authorization
+            return "ANTHROPIC_CUSTOM_HEADERS", f"x-litellm-api-key: {key.strip()}", None
+        return "ANTHROPIC_AUTH_TOKEN", key.strip(), "your own team key (not the gateway's master key)"
     if gateway.uses_static_tokens:
         tokens = [t for t in gateway.static_tokens if not is_placeholder(t)]
         if not tokens:
@@ -179,7 +187,7 @@ def default_models(gateway: Gateway, default_route: str | None) -> dict[str, str
 def client_env(gateway: Gateway, request: ClientRequest, default_route: str | None = None) -> ClientEnv:
     """Compute every variable Claude Code needs for this gateway, checking models against its routes."""
     url = base_url(gateway, request.url, request.endpoint)
-    var, value, note = credential(gateway)
+    var, value, note = credential(gateway, request.key)
     values = {"ANTHROPIC_BASE_URL": url, var: value}
     notes = [note] if note else []
     if request.endpoint == "passthrough":
@@ -459,3 +467,26 @@ def session_conflicts(client: ClientEnv, cwd: Path, home: Path, managed: Path | 
         if decision and decision.value != value:
             messages.append(f"{name} is set in {decision.source}, which takes precedence for this session")
     return messages
+
+
+def remote_gateway(url: str | None, key: str, timeout: float = 10.0) -> Gateway:
+    """A gateway known only by its URL (a teammate's machine): its routes, read from GET /v1/models with the key."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    if not url:
+        raise UsageError("--key without a gateway folder needs --url", hint="e.g. --url http://gateway.example:4000")
+    root = base_url(Gateway(Path.cwd(), Path.cwd() / "config.yaml", {}, {}, {}, None), url, "unified")
+    request = urllib.request.Request(f"{root}/v1/models", headers={"Authorization": f"Bearer {key.strip()}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            names = [m["id"] for m in json.load(reply).get("data", []) if isinstance(m, dict) and m.get("id")]
+    except urllib.error.HTTPError as exc:
+        hint = "check the key (`cc-gateway keys list` on the gateway shows whether it is active)"
+        raise GatewayError(f"{root} refused the key: HTTP {exc.code}", hint=hint) from None
+    except (urllib.error.URLError, OSError, ValueError, AttributeError):
+        raise GatewayError(f"the gateway is not reachable at {root}", hint="check --url") from None
+    entries = [{"model_name": name, "litellm_params": {"model": name}} for name in names]
+    return Gateway(Path.cwd(), Path.cwd() / "config.yaml", {"model_list": entries}, {}, {}, None)
+

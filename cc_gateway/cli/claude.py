@@ -30,21 +30,31 @@ _SubagentOpt = Annotated[str | None, typer.Option("--subagent-model", help="CLAU
 
 
 def _client_env(
-    folder: Path | None, url: str | None, endpoint: str, models: list[str | None], picker: bool | None = None
+    folder: Path | None, url: str | None, endpoint: str, models: list[str | None], picker: bool | None = None,
+    key: str | None = None,
 ) -> Any:
-    """Read the gateway and compute Claude Code's variables; `models` are the main/sonnet/opus/haiku/subagent flags."""
+    """Read the gateway and compute Claude Code's variables; `models` are the main/sonnet/opus/haiku/subagent flags.
+
+    With a person's `key` and no gateway folder (a teammate's machine), the routes come from the gateway at `url`.
+    """
     from cc_gateway.claude import setup as setup_claude
+    from cc_gateway.core.errors import ConfigError
     from cc_gateway.gateway.folder import load_gateway
     from cc_gateway.gateway.presets import load_preset
 
-    gateway = load_gateway(folder)
+    try:
+        gateway = load_gateway(folder)
+    except ConfigError:
+        if key is None or folder is not None:
+            raise
+        gateway = setup_claude.remote_gateway(url, key)
     try:
         default_route = load_preset(gateway.preset).default_route if gateway.preset else None
     except GatewayError:
         default_route = None
     roles = ("main", "sonnet", "opus", "haiku", "subagent")
     chosen = {role: model for role, model in zip(roles, models, strict=False) if model}
-    request = setup_claude.ClientRequest(url=url, endpoint=endpoint, models=chosen, picker=picker)
+    request = setup_claude.ClientRequest(url=url, endpoint=endpoint, models=chosen, picker=picker, key=key)
     return setup_claude.client_env(gateway, request, default_route)
 
 
@@ -70,6 +80,9 @@ def setup_claude_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the diff (keys masked); write nothing.")] = False,
     undo: Annotated[bool, typer.Option("--undo", help="Take back what setup-claude changed (others' changes kept).")] = False,
     force: Annotated[bool, typer.Option("--force", help="With --undo: restore the original file, dropping changes made since.")] = False,
+    key: Annotated[
+        str | None, typer.Option("--key", help="Your own team key (from `cc-gateway keys add`), not the master key.")
+    ] = None,
 ) -> None:
     """Write Claude Code's settings (env block) so that it uses this gateway; --undo puts them back."""
     from cc_gateway.claude import setup as setup_claude
@@ -82,7 +95,7 @@ def setup_claude_cmd(
     if undo:
         return _undo_claude(scope, cwd, home, force)
     flags = [model, sonnet_model, opus_model, haiku_model, subagent_model]
-    client = _client_env(folder, url, endpoint, flags, _reads_picker() if model else None)
+    client = _client_env(folder, url, endpoint, flags, _reads_picker() if model else None, key)
     plan = setup_claude.plan_setup(
         client, scope, cwd, home, allow_secret_in_project=allow_secret_in_project, skip_onboarding=skip_onboarding
     )

@@ -39,6 +39,9 @@ def init(
     option: Annotated[
         list[str], typer.Option("--option", "-o", help="KEY=VALUE preset option, e.g. strong_model=gpt-5.")
     ] = [],  # noqa: B006
+    team: Annotated[
+        bool, typer.Option("--team", help="A team gateway: keys per person, spend limits, a usage ledger.")
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing: flags and defaults only.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite changed files (keeps a .bak copy).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and diffs; write nothing.")] = False,
@@ -50,7 +53,7 @@ def init(
 
     keys = pairs(key, "--key", allow_bare=True)
     if not yes and sys.stdin.isatty() and sys.stdout.isatty():
-        preset, folder, port, keys = _wizard(preset, folder, port, keys)
+        preset, folder, port, keys, team = _wizard(preset, folder, port, keys, team)
     options = pairs(option, "--option")
     if not yes and sys.stdin.isatty() and sys.stdout.isatty():
         _ask_rules(preset or "demo", options)
@@ -61,6 +64,7 @@ def init(
         keys=keys,
         api_bases=pairs(api_base, "--api-base"),
         options=options,
+        team=team,
     )
     result = scaffold.plan_init(request)
     for message in result.warnings:
@@ -104,8 +108,8 @@ def _rule_target(value: object) -> str:
 
 
 def _wizard(
-    preset: str | None, folder: Path | None, port: int | None, values: dict[str, str]
-) -> tuple[str, Path, int, dict[str, str]]:
+    preset: str | None, folder: Path | None, port: int | None, values: dict[str, str], team: bool
+) -> tuple[str, Path, int, dict[str, str], bool]:
     """Ask what the flags did not say (questionary; Ctrl-C exits 130 with nothing written)."""
     import questionary
 
@@ -129,7 +133,17 @@ def _wizard(
         )
     if folder is None:
         folder = Path(questionary.path("Target folder:", default=".").unsafe_ask())
-    return preset, folder, check_port(port), values
+    if not team:
+        question = "Team gateway (a key per person, spend limits, a usage report)?"
+        team = questionary.confirm(question, default=False).unsafe_ask()
+    return preset, folder, check_port(port), values, team
+
+
+def _team_steps(team: bool, dir_flag: str) -> list[str]:
+    if not team:
+        return []
+    return [f"A teammate:      cc-gateway keys add NAME --limit 20/day{dir_flag}",
+            f"Their usage:     cc-gateway usage{dir_flag}"]
 
 
 def _next_steps(request: Any, result: Any) -> None:
@@ -151,6 +165,7 @@ def _next_steps(request: Any, result: Any) -> None:
             f"URL:             http://127.0.0.1:{request.port}",
             f"Claude Code:     cc-gateway setup-claude{dir_flag}   (or: cc-gateway claude{dir_flag})",
             f"Check it:        cc-gateway doctor{dir_flag}",
+            *_team_steps(result.answers.team, dir_flag),
             "With Docker:     docker compose up -d",
         ]
     )

@@ -30,6 +30,12 @@ def add_model(
         str | None, typer.Option("--fallback-for", help="Make this route a fallback of ROUTE.", metavar="ROUTE")
     ] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Output cap \\[default: provider's].")] = None,
+    price_in: Annotated[
+        float | None, typer.Option("--price-in", help="USD per million input tokens (usage ledger cost).")
+    ] = None,
+    price_out: Annotated[
+        float | None, typer.Option("--price-out", help="USD per million output tokens (usage ledger cost).")
+    ] = None,
     folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Gateway folder \\[default: current].")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Replace a route of the same name.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the diff; write nothing.")] = False,
@@ -50,12 +56,15 @@ def add_model(
     """Add a route to config.yaml (comments and layout kept) and its variables to .env."""
     from cc_gateway.gateway import route_edit as routes
 
+    for flag, price in (("--price-in", price_in), ("--price-out", price_out)):
+        if price is not None and not 0 <= price < 1e6:
+            raise UsageError(f"{flag} {price}: expected USD per million tokens, 0 or more", hint=f"e.g. {flag} 3")
     name, provider, model, api_base = _route_wizard(name, provider, model, api_base)
     request = routes.NewRoute(
         name, provider, model, api_base, key_env, tuple(alias), fallback_for, max_tokens, replace, force,
         tuple(purposes), above_tokens,
     )
-    request = dataclasses.replace(request, context_window=context_window, label=label)
+    request = dataclasses.replace(request, context_window=context_window, label=label, prices=(price_in, price_out))
     edit = routes.plan_add(folder, request)
     _finish_edit(edit, dry_run)
     for variable in edit.missing:

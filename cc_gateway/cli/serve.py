@@ -103,6 +103,8 @@ def _ready(status: Any, pre: Any) -> None:
     status.stop()
     routes = [r.name for r in pre.gateway.routes]
     lines = [f"URL:     {pre.url}", f"Routes:  {', '.join(routes)}", f"Workers: {pre.workers_reason}"]
+    if pre.team:
+        lines.append(f"Team:    {pre.team} (person keys: `cc-gateway keys add NAME`)")
     if pre.gateway.aliases:
         lines.append(f"Aliases: {', '.join(pre.gateway.aliases)}")
     lines += ["", "Claude Code needs:"] + [f"  {line}" for line in pre.client_lines]

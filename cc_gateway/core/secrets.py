@@ -54,7 +54,21 @@ def secret_values(environ: Mapping[str, str]) -> list[str]:
     for name, value in environ.items():
         if value and is_secret_name(name):
             values += [v.strip() for v in value.split(",") if v.strip()]
+        elif value and "://" in value and "@" in value:  # a URL's password (DATABASE_URL)
+            password = url_password(value)
+            if password:
+                values.append(password)
     return values
+
+
+def url_password(url: str) -> str | None:
+    """The password in a URL like postgresql://user:password@host/db, or None."""
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url.strip()).password
+    except ValueError:
+        return None
 
 
 def mask(value: str) -> str:

@@ -67,6 +67,12 @@ def provider_for_variable(name: str) -> Provider | None:
     return next((p for p in load_providers().values() if name in (p.key_env, p.base_env)), None)
 
 
+def price_model_info(prices: tuple[float | None, float | None]) -> dict[str, float]:
+    """add-model --price-in/--price-out (USD per million tokens) as model_info prices (USD per token)."""
+    named = zip(("input_cost_per_token", "output_cost_per_token"), prices, strict=True)
+    return {name: round(price / 1e6, 15) for name, price in named if price is not None}
+
+
 def picker_model_info(window: int | None, model: str, provider: str, label: str | None) -> dict[str, Any]:
     """add-model's model_info for Claude Code: max_input_tokens (given, else LiteLLM's catalogue) and the label."""
     from cc_gateway.core.errors import UsageError

@@ -26,6 +26,7 @@ class Answers:
     salt_key: str
     values: dict[str, str] = field(default_factory=dict)  # .env values (keys, base URLs, settings)
     options: dict[str, str] = field(default_factory=dict)
+    team: bool = False  # a team gateway: keys per person, limits, the usage ledger (cc_gateway/team)
 
 
 def _yaml_block(value: Any, indent: int) -> str:
@@ -125,7 +126,20 @@ def env_groups(preset: Preset, answers: Answers) -> list[dict[str, Any]]:
         lines.append({"var": var, "value": value, "placeholder": value is None or (var.secret and value == "")})
     gateway = [line for line in lines if line["var"].kind in ("master_key", "generated", "port")]
     rest = [line for line in lines if line not in gateway]
-    return [g for g in ({"title": "gateway", "lines": gateway}, {"title": "upstreams", "lines": rest}) if g["lines"]]
+    groups = [{"title": "gateway", "lines": gateway}, {"title": "upstreams", "lines": rest}]
+    if answers.team:
+        groups.append({"title": "team gateway", "lines": _team_lines(answers)})
+    return [g for g in groups if g["lines"]]
+
+
+def _team_lines(answers: Answers) -> list[dict[str, Any]]:
+    """`init --team`: the switch, and DATABASE_URL (a placeholder unless set: the folder's team.db is used)."""
+    from cc_gateway.gateway.presets import Variable
+
+    switch = Variable("CC_GATEWAY_TEAM", help="a team gateway: `cc-gateway keys add NAME` gives a person a key")
+    store = Variable("DATABASE_URL", help="PostgreSQL for the team store (several replicas); unset: team.db here")
+    url = answers.values.get("DATABASE_URL")
+    return [{"var": switch, "value": "true", "placeholder": False}, {"var": store, "value": url, "placeholder": not url}]
 
 
 def _check_yaml(text: str, name: str) -> None:

@@ -36,6 +36,7 @@ class InitRequest:
     keys: dict[str, str] = field(default_factory=dict)  # variable or provider name -> key given now
     api_bases: dict[str, str] = field(default_factory=dict)  # variable or provider name -> base URL
     options: dict[str, str] = field(default_factory=dict)
+    team: bool = False  # `init --team`: keys per person, spend limits and the usage ledger
 
 
 @dataclass
@@ -90,7 +91,10 @@ def plan_init(request: InitRequest) -> InitResult:
         salt_key=salt if _good_key(salt) else new_key(),
         values=values,
         options=dict(request.options),
+        team=request.team or existing.get("CC_GATEWAY_TEAM", "").strip().lower() in ("1", "true", "yes", "on"),
     )
+    if answers.team and existing.get("DATABASE_URL"):
+        values["DATABASE_URL"] = existing["DATABASE_URL"]
     files = render(preset, answers)
     plan = plan_files({request.folder / name: FileSpec(text, mode) for name, (text, mode) in files.items()})
     plan = _replace_what_init_wrote(plan, request.folder)

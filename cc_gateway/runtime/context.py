@@ -28,6 +28,20 @@ class RequestInfo:
     token_mode: str | None = None  # the Claude pool's mode (rotate/passthrough), decided once per request
     rule: str = ""  # the routing rule that picked the route (`rule=` in the access log)
     notice: str | None = None  # one line for the client, put first in the answer (routing's web-search guard)
+    no_retry: bool = False  # a 429 the client must not retry (a spend limit): x-should-retry: false
+    refused_here: bool = False  # the team check refused the request (403 allowlist, 429 limit)
+    # The team gateway (runtime/team.py): who asked, and the ledger record's facts.
+    caller: str = ""  # (master), (static), (open), or a person's name
+    person: str = ""  # a person's key: their name (limits and the allowlist apply)
+    models: tuple[str, ...] = ()  # that key's model allowlist (empty: all)
+    request_id: str = ""  # set when the request is recorded in the ledger
+    started_at: float = 0.0
+    session_id: str | None = None
+    agent_id: str | None = None
+    wire_usage: dict[str, int] | None = None  # usage the stream carried, as the client saw it
+    litellm_usage: dict[str, int] | None = None  # usage LiteLLM's success callback reported
+    prices: dict[str, float] | None = None
+    recorded: bool = False
 
 
 current: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar("cc_gateway_request", default=None)

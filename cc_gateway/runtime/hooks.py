@@ -21,7 +21,7 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 
 from cc_gateway.core.secrets import is_placeholder
-from cc_gateway.runtime import context, failures, rules
+from cc_gateway.runtime import context, failures, rules, team
 
 log = logging.getLogger("cc_gateway.hooks")
 
@@ -116,6 +116,11 @@ def _reject_bad_input(model: str, data: dict, deployments: list[dict[str, Any]])
         raise _bad_request(f"model {model!r} is not routed by this gateway; its routes: {listed}")
 
 
+def _route_names() -> list[str]:
+    router = current_router()
+    return list(dict.fromkeys(str(d.get("model_name")) for d in router.model_list)) if router is not None else []
+
+
 def _router_knows(router: Any, model: str) -> bool:
     """Ask LiteLLM's router itself (aliases, wildcards, provider patterns, default deployment)."""
     try:
@@ -142,6 +147,7 @@ class GatewayHooks(CustomLogger):
         model = str(data.get("model") or "")
         deployments = deployments_for(model)
         _reject_bad_input(model, data, deployments)
+        team.check(info, model, deployments, _route_names)
         if deployments:
             if info is not None:
                 info.route = str(deployments[0].get("model_name", ""))
@@ -149,6 +155,10 @@ class GatewayHooks(CustomLogger):
             self._clamp_max_tokens(data, deployments)
             self._note_catch_all(model, deployments)
         return data
+
+    async def async_log_success_event(self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        """The team ledger: the usage LiteLLM parsed (a no-op unless the request is being recorded)."""
+        team.from_litellm(kwargs, response_obj)
 
     def _check_available(self, model: str, deployments: list[dict[str, Any]]) -> None:
         missing = [missing_key_variable(d) for d in deployments]
@@ -209,7 +219,7 @@ class GatewayHooks(CustomLogger):
             return None
         if info.retry_after is None:
             info.retry_after = retry_after_of(original_exception)
-        if info.failure is None:
+        if info.failure is None and not info.refused_here:  # the team's own 403/429 are not upstream failures
             info.failure = classify_failure(original_exception, info.model)
         return None
 

@@ -23,8 +23,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cc_gateway.runtime import context, exposure
+from cc_gateway.runtime import auth, context, exposure, team
 from cc_gateway.serve.notice import StreamNotice, add_to_message
+from cc_gateway.team import admin as team_admin
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -192,6 +193,7 @@ class _StreamGuard:
         self.tail = b""
         self.pending = b""  # an incomplete trailing event, held until its end arrives (Anthropic streams)
         self.malformed = False
+        self.broken = False  # the gateway ended the stream with an error event
 
     def complete_events(self, chunk: bytes, final: bool) -> bytes:
         """Return the complete, well-formed events to forward now (Anthropic streams are checked).
@@ -224,6 +226,7 @@ class _StreamGuard:
 
     def closing_event(self, reason: str) -> bytes:
         """The SSE event that tells the client the stream broke."""
+        self.broken = True
         if self.anthropic:
             payload = {"type": "error", "error": {"type": "api_error", "message": reason}}
             return b"event: error\ndata: " + json.dumps(payload).encode() + b"\n\n"
@@ -307,6 +310,10 @@ class GatewayMiddleware:
             if path == HELLO and scope["method"] in ("GET", "HEAD"):
                 await exchange.hello()
                 return
+            team.begin(info, scope["method"], scope["headers"])
+            if team_admin.is_admin_path(path) and team.active() is not None:
+                await self._team_admin(scope, receive, exchange)
+                return
             refused = exposure.refusal(scope["method"], path, scope["headers"])
             if refused is not None:  # an admin/unused LiteLLM route without the master key, or not JSON
                 await exchange.error(*refused)
@@ -319,6 +326,10 @@ class GatewayMiddleware:
             context.current.reset(token)
             if path not in HEALTH:
                 elapsed = (time.perf_counter() - started) * 1000
+                if info.request_id:
+                    guard = exchange.guard
+                    cancelled = guard is not None and not guard.done
+                    team.finish(info, exchange.status, elapsed, cancelled, guard is not None and guard.broken)
                 log.info(
                     "%s %s model=%s route=%s rule=%s upstream=%s status=%s %.0fms%s",
                     info.method,
@@ -331,6 +342,38 @@ class GatewayMiddleware:
                     elapsed,
                     f" error={json.dumps(info.error)}" if info.error and exchange.status >= 400 else "",
                 )
+
+    async def _team_admin(self, scope: Scope, receive: Receive, exchange: Exchange) -> None:
+        """The team admin API (team/admin.py): the master key, or a person's key for their own usage."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        who = auth.identify(headers)
+        if who is None or who == "open":
+            message = f"{scope['path']} needs the gateway's master key (or your own key for {team_admin.USAGE})"
+            await exchange.error(401, message)
+            return
+        person = team.identify(auth.presented_keys(headers)) if who == "person" else None
+        caller = team_admin.Caller(master=who == "master", person=person.name if person else None)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > 1 << 20:
+                await exchange.error(413, "admin request bodies are limited to 1 MiB")
+                return
+            more = message.get("more_body", False)
+        store = team.active()
+        query = scope.get("query_string", b"").decode("latin-1")
+        status, data = await asyncio.to_thread(
+            team_admin.handle, store.url, caller, scope["method"], scope["path"], query, b"".join(chunks)
+        )
+        body = json.dumps(data).encode()
+        exchange.status = status
+        start_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await exchange.downstream({"type": "http.response.start", "status": status, "headers": start_headers})
+        await exchange.downstream({"type": "http.response.body", "body": body, "more_body": False})
 
     async def _limit_body(self, scope: Scope, receive: Receive, exchange: Exchange) -> Receive | None:
         """Answer 413 for a body over the limit; return the receive callable to use (None: answered)."""
@@ -449,6 +492,8 @@ class Exchange:
                 info.upstream = value.decode("latin-1")
         if status == 429 and info.retry_after and b"retry-after" not in names:
             headers.append((b"retry-after", info.retry_after.encode()))
+        if status == 429 and info.no_retry and b"x-should-retry" not in names:  # a spend limit: retrying won't help
+            headers.append((b"x-should-retry", b"false"))
         content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
         self.start = {**message, "headers": headers}
         if status >= 400 and (b"json" in content_type or not content_type):
@@ -490,10 +535,14 @@ class Exchange:
             if not more:
                 await self._send_error_body()
         elif self.mode is Mode.STREAM:
+            if self.info.request_id:
+                team.stream_chunk(self.info, message.get("body", b""))
             if self.notice is not None:
                 message = {**message, "body": self.notice.feed(message.get("body", b""), final=not more)}
             await _send_guarded(message, self.guard, self.downstream)
         else:
+            if self.info.request_id and self.status == 200:
+                team.response_chunk(self.info, message.get("body", b""), self.start["headers"], not more)
             await self.downstream(message)
 
     async def _send_error_body(self) -> None:

@@ -51,6 +51,7 @@ class Preflight:
     workers_reason: str = ""
     env_from_file: list[str] = field(default_factory=list)  # the names .env added to the environment
     limits: HttpLimits = field(default_factory=HttpLimits)
+    team: str | None = None  # the team store, for the ready panel (password masked)
 
     @property
     def client_lines(self) -> list[str]:
@@ -95,6 +96,7 @@ def check(result: Preflight) -> None:
     _check_auth(result)
     _check_routes(result)
     _check_pool(result)
+    _check_team(result)
     result.warnings += _runtime_warnings(gateway)
     result.workers, result.workers_reason = choose_workers(gateway, result.options.workers, gateway.env)
     result.limits = _limits(result)
@@ -106,6 +108,7 @@ def export(gateway: Gateway) -> None:
     pooled = any(r.model_info.get("cc_gateway_credential_pool") for r in gateway.routes)
     if pooled and not os.environ.get("REDIS_URL", "").strip():
         os.environ.pop("REDIS_URL", None)  # router_settings.redis_url would resolve to '' and be dialled
+    _export_team(gateway)
 
 
 def _limits(result: Preflight) -> HttpLimits:
@@ -116,6 +119,34 @@ def _limits(result: Preflight) -> HttpLimits:
         if str(exc).startswith("--"):
             raise UsageError(str(exc)) from None
         raise ConfigError(f"{result.gateway.env_path}: {exc}", hint="use a number of seconds or bytes") from None
+
+
+def _check_team(result: Preflight) -> None:
+    """A team gateway: reach and migrate its store now (one clear line when it can't)."""
+    from cc_gateway.team.store import Store, team_url
+
+    gateway = result.gateway
+    url = team_url(gateway.folder, gateway.env)
+    if url is not None:
+        with Store.open(url) as store:
+            store.migrate()
+            result.team = store.where
+
+
+def _export_team(gateway: Gateway) -> None:
+    """Hand the team store to the workers as CC_GATEWAY_TEAM_STORE.
+
+    DATABASE_URL names cc-gateway's store; LiteLLM would take it for its own (Prisma) database, so it
+    is removed from the environment LiteLLM sees.
+    """
+    from cc_gateway.team.live import ENV_URL
+    from cc_gateway.team.store import team_url
+
+    url = team_url(gateway.folder, gateway.env)
+    os.environ.pop(ENV_URL, None)
+    if url is not None:
+        os.environ.pop("DATABASE_URL", None)
+        os.environ[ENV_URL] = url
 
 
 def _check_config_name(config: Path | None) -> None:

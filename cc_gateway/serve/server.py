@@ -26,6 +26,7 @@ from cc_gateway.serve import http, reload
 from cc_gateway.serve.litellm.boot import build_app, preload_request_modules, quiet_environment
 from cc_gateway.serve.logs import configure_logging
 from cc_gateway.serve.preflight import Preflight
+from cc_gateway.team import live
 
 log = logging.getLogger("cc_gateway.serve")
 
@@ -74,6 +75,7 @@ def run(pre: Preflight, *, progress: Callable[[str], None], on_ready: Callable[[
         return Supervisor(pre, config, drain, loaded).run(on_ready)
     server = GatewayServer(config, drain=drain, drain_seconds=pre.options.drain_seconds, on_ready=on_ready)
     server.run()
+    live.shutdown()  # the usage records of the last half second
     if server.startup_failed:
         raise GatewayError("LiteLLM failed to start; see the log lines above", hint="run `cc-gateway doctor`")
     return 0
@@ -275,6 +277,7 @@ class Supervisor:
         signal.signal(signal.SIGUSR1, lambda *_: server.released.set())
         signal.signal(signal.SIGUSR2, lambda *_: server.retire())
         server.run(sockets=[sock])
+        live.shutdown()  # a worker leaves through os._exit: no atexit, so write the last records now
         return 1 if server.startup_failed else 0
 
     def _read_status(self, wait: float = 0) -> None:
