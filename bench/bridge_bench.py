@@ -79,9 +79,9 @@ def sdk_ttft(upstream: FakeUpstream) -> float:
     """Seconds to the first text delta through the bridge's own CLI handling, without LiteLLM or HTTP."""
     import asyncio
 
-    from cc_gateway.runtime.bridge_checks import BridgeSettings
-    from cc_gateway.runtime.bridge_messages import translate
-    from cc_gateway.runtime.bridge_process import CliProcess, Launch
+    from cc_gateway.runtime.bridge.checks import BridgeSettings
+    from cc_gateway.runtime.bridge.messages import translate
+    from cc_gateway.runtime.bridge.process import CliProcess, Launch
 
     settings = BridgeSettings.from_env({"ANTHROPIC_API_KEY": API_KEY, "CC_BRIDGE_ANTHROPIC_BASE_URL": upstream.url})
     conversation = translate([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello"}])

@@ -101,7 +101,7 @@ def init_gateway(folder: Path, preset: str, *flags: str, port: int | None = None
 
 def read_env(folder: Path) -> dict[str, str]:
     """Parse a gateway folder's .env."""
-    from cc_gateway.envfile import load_env_file
+    from cc_gateway.core.envfile import load_env_file
 
     return load_env_file(folder / ".env")
 

@@ -22,8 +22,8 @@ import pytest
 from conftest import Gateway, cli_env, init_gateway, run_cli, start_gateway, wait_until
 from fakeupstream import FakeUpstream, Fault, Hang, Received, Reply
 
-from cc_gateway.runtime.bridge_checks import BridgeSettings, startup_warnings
-from cc_gateway.runtime.bridge_messages import MessageError, translate
+from cc_gateway.runtime.bridge.checks import BridgeSettings, startup_warnings
+from cc_gateway.runtime.bridge.messages import MessageError, translate
 
 API_KEY = "sk-ant-api03-" + "b" * 80
 OAUTH_TOKEN = "sk-ant-oat01-" + "c" * 80
@@ -375,7 +375,7 @@ def test_init_prints_the_terms_notice(tmp_path: Path) -> None:
 
 
 def test_serve_warns_at_start_only_when_the_bridge_runs_on_an_oauth_token(tmp_path: Path) -> None:
-    from cc_gateway import serve
+    from cc_gateway.serve import preflight as serve
 
     saved = dict(os.environ)
     try:
@@ -441,7 +441,7 @@ def test_translate_refuses_what_the_bridge_cannot_answer(messages: list[dict[str
 
 
 def test_a_claude_login_is_used_without_its_refresh_token(tmp_path: Path) -> None:
-    from cc_gateway.runtime.bridge_process import _cli_env
+    from cc_gateway.runtime.bridge.process import _cli_env
 
     login = tmp_path / "user" / ".claude" / ".credentials.json"
     login.parent.mkdir(parents=True)
@@ -458,7 +458,7 @@ def test_a_claude_login_is_used_without_its_refresh_token(tmp_path: Path) -> Non
 
 
 def test_a_request_offering_tools_is_refused() -> None:
-    from cc_gateway.runtime.bridge import BridgeFailure, Call
+    from cc_gateway.runtime.bridge.provider import BridgeFailure, Call
 
     tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
     with pytest.raises(BridgeFailure, match="runs no tools") as caught:
@@ -470,7 +470,7 @@ def test_a_request_offering_tools_is_refused() -> None:
 def test_no_credential_answers_401_naming_setup_token(monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
 
-    from cc_gateway.runtime.bridge import BridgeFailure, Call
+    from cc_gateway.runtime.bridge.provider import BridgeFailure, Call
 
     monkeypatch.delenv("CLAUDE_CODE_OAUTH_TOKEN", raising=False)  # HOME is a fresh folder: no login either
     call = Call("claude-x", [{"role": "user", "content": "hi"}], {}, None)

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from cc_gateway import __version__
 from cc_gateway.cli import app
-from cc_gateway.envfile import load_env_file
-from cc_gateway.presets import preset_names
+from cc_gateway.core.envfile import load_env_file
+from cc_gateway.gateway.presets import preset_names
 
 runner = CliRunner()
 GENERATED = ("config.yaml", ".env", "docker-compose.yml", "Dockerfile", "cc_gateway_runtime.py")

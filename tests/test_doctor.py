@@ -17,7 +17,8 @@ from conftest import Gateway, claude_bin, cli_env, free_port, init_gateway, read
 from fakeupstream import FakeUpstream, Fault
 
 from cc_gateway import doctor
-from cc_gateway.gateway import load_gateway
+from cc_gateway.doctor import gateway as doctor_gateway
+from cc_gateway.gateway.folder import load_gateway
 
 PROVIDER_KEY = "sk-ant-api03-" + "Zq7Wx3Kp" * 6
 OPENAI_KEY = "sk-proj-" + "Hb4Tn8Lm" * 5
@@ -306,7 +307,7 @@ def test_upstream_without_responses_api(broken: tuple[Gateway, Path], fresh_upst
 
 @pytest.mark.e2e
 def test_subscription_tokens_beyond_loopback(broken: tuple[Gateway, Path]) -> None:
-    addresses = doctor._local_addresses()
+    addresses = doctor_gateway._local_addresses()
     if not addresses:
         pytest.skip("this machine has no non-loopback address")
     gateway, home = broken
@@ -548,7 +549,7 @@ def test_gateway_started_with_another_key(healthy: tuple[Gateway, Path], tmp_pat
 
 
 def test_probe_kinds_and_wildcard_ids(tmp_path: Path) -> None:
-    from cc_gateway.doctor_routes import _is_bridge, probe_model
+    from cc_gateway.doctor.routes import _is_bridge, probe_model
 
     bridge = load_gateway(init_gateway(tmp_path / "bridge", "oauth-bridge", port=free_port()))
     assert all(_is_bridge(bridge, r) for r in bridge.routes)  # OpenAI clients: probed with chat completions

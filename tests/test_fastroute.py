@@ -6,7 +6,7 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
 
-from cc_gateway import fastroute
+from cc_gateway.serve.litellm import fastroute
 
 
 def _app() -> FastAPI:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import wait_until
 
-from cc_gateway.errors import ConfigError, ConflictError
-from cc_gateway.files import (
+from cc_gateway.core.errors import ConfigError, ConflictError
+from cc_gateway.core.files import (
     Action,
     FileSpec,
     apply_plan,
@@ -93,7 +93,7 @@ def test_json_error_names_file_and_line() -> None:
 _WRITER = """
 import sys
 from pathlib import Path
-from cc_gateway.files import atomic_write
+from cc_gateway.core.files import atomic_write
 atomic_write(Path(sys.argv[1]), "x" * (400 * 1024 * 1024))
 """
 

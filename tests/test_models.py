@@ -16,10 +16,10 @@ import yaml
 from typer.testing import CliRunner
 
 from cc_gateway.cli import app
-from cc_gateway.envfile import load_env_file
-from cc_gateway.gateway import load_gateway
-from cc_gateway.presets import preset_names
-from cc_gateway.providers import load_providers
+from cc_gateway.core.envfile import load_env_file
+from cc_gateway.gateway.folder import load_gateway
+from cc_gateway.gateway.presets import preset_names
+from cc_gateway.gateway.providers import load_providers
 
 runner = CliRunner()
 

@@ -516,7 +516,7 @@ def test_passthrough_429_keeps_retry_after_without_the_router_sleeping_on_it(gw,
 
 
 def test_401_removes_a_credential_and_names_it_by_fingerprint(gw, fresh):
-    from cc_gateway.runtime.pool import fingerprint
+    from cc_gateway.runtime.multi_provider.pool import fingerprint
 
     respond, seen = by_credential({POOL[0]: Fault(401, "invalid x-api-key")})
     fresh["anthropic"].script(respond, times=None)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import free_port
 
-from cc_gateway.errors import ConfigError
-from cc_gateway.runtime import pool
-from cc_gateway.runtime.pool import Credential, CredentialPool, MemoryState, PoolError
+from cc_gateway.core.errors import ConfigError
+from cc_gateway.runtime.multi_provider import pool
+from cc_gateway.runtime.multi_provider.pool import Credential, CredentialPool, MemoryState, PoolError
 
 OAUTH = "sk-ant-oat01-AAAAAAAAAAAAAAAAAAAAAAAA"
 KEY = "sk-ant-api03-BBBBBBBBBBBBBBBBBBBBBBBB"
@@ -244,7 +244,7 @@ def test_redis_state_is_shared_between_pools(tmp_path):
 
 @pytest.fixture(scope="module")
 def hygiene():
-    from cc_gateway.runtime import hygiene
+    from cc_gateway.runtime.multi_provider import hygiene
 
     return hygiene
 

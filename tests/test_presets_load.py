@@ -8,7 +8,7 @@ import httpx
 import pytest
 from conftest import init_gateway
 
-from cc_gateway.presets import load_preset
+from cc_gateway.gateway.presets import load_preset
 
 pytestmark = pytest.mark.e2e
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cc_gateway.presets import load_preset, preset_names
-from cc_gateway.render import Answers, render
+from cc_gateway.gateway.presets import load_preset, preset_names
+from cc_gateway.gateway.render import Answers, render
 
 GOLDEN = Path(__file__).parent / "golden"
 ANSWERS = Answers(

@@ -183,7 +183,7 @@ def test_no_key_reaches_the_log_or_the_wrong_upstream(gw: Gateway, up: FakeUpstr
 
 
 def test_models_lists_the_routes(gw: Gateway, up: FakeUpstream) -> None:
-    from cc_gateway.gateway import load_gateway
+    from cc_gateway.gateway.folder import load_gateway
 
     config = load_gateway(gw.folder)
     response = httpx.get(gw.url + "/v1/models", headers=gw.headers())

@@ -197,7 +197,7 @@ def test_count_tokens(gw: Gateway, up: FakeUpstream, ant: anthropic.Anthropic) -
 
 
 def test_models_lists_the_routes(gw: Gateway, up: FakeUpstream) -> None:
-    from cc_gateway.gateway import load_gateway
+    from cc_gateway.gateway.folder import load_gateway
 
     config = load_gateway(gw.folder)
     response = httpx.get(gw.url + "/v1/models", headers=gw.headers(), timeout=30)
@@ -363,6 +363,15 @@ def test_a_stream_cut_halfway_ends_in_an_error(gw: Gateway, up: FakeUpstream, pa
     data = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
     assert "[DONE]" not in data and '"message_stop"' not in response.text
     assert '"error"' in data[-1], response.text
+
+
+def test_debug_log_says_each_patch_engaged(gw: Gateway) -> None:
+    """`serve --log-level debug` reports the state of every LiteLLM patch (serve/litellm/PATCHES)."""
+    from cc_gateway.serve.litellm import PATCHES
+
+    log = gw.log()
+    for patch in PATCHES:
+        assert f"patch {patch.name}: engaged" in log
 
 
 def test_no_key_in_the_debug_log(gw: Gateway) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from cc_gateway import settings
-from cc_gateway.errors import ConfigError, GatewayError
+from cc_gateway.claude import settings
+from cc_gateway.core import jsonedit
+from cc_gateway.core.errors import ConfigError, GatewayError
 
 ENV = {"ANTHROPIC_BASE_URL": "http://127.0.0.1:4000", "ANTHROPIC_AUTH_TOKEN": "sk-gw"}
 
@@ -108,20 +109,20 @@ MERGE_CASES = [
 
 @pytest.mark.parametrize(("before", "updates", "after"), [c[1:] for c in MERGE_CASES], ids=[c[0] for c in MERGE_CASES])
 def test_merge_env_block(before: str | None, updates: dict, after: str) -> None:
-    merged = settings.merge(before, updates, section="env")
+    merged = jsonedit.merge(before, updates, section="env")
     assert merged == after
-    assert settings.merge(merged, updates, section="env") == merged  # idempotent
+    assert jsonedit.merge(merged, updates, section="env") == merged  # idempotent
 
 
 def test_merge_top_level_key_keeps_everything_else() -> None:
     before = '{\n  "numStartups": 3,\n  "projects": {"/x": {"a": 1}},\n  "theme": "dark"\n}\n'
-    after = settings.merge(before, {"hasCompletedOnboarding": True})
+    after = jsonedit.merge(before, {"hasCompletedOnboarding": True})
     assert after == before.replace('"theme": "dark"\n', '"theme": "dark",\n  "hasCompletedOnboarding": true\n')
     assert list(json.loads(after)) == ["numStartups", "projects", "theme", "hasCompletedOnboarding"]
 
 
 def test_merge_nested_value_is_indented_one_level_deeper() -> None:
-    out = settings.merge('{\n    "a": 1\n}\n', {"B": "2"}, section="env")
+    out = jsonedit.merge('{\n    "a": 1\n}\n', {"B": "2"}, section="env")
     assert out == '{\n    "a": 1,\n    "env": {\n        "B": "2"\n    }\n}\n'
 
 
@@ -138,18 +139,18 @@ def test_merge_nested_value_is_indented_one_level_deeper() -> None:
 )
 def test_invalid_json_names_file_and_line(text: str, line: int, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        settings.merge(text, {"A": "1"}, section="env", path="s.json")
+        jsonedit.merge(text, {"A": "1"}, section="env", path="s.json")
     assert str(caught.value).startswith(f"s.json:{line}: invalid JSON: {message}")
 
 
 def test_env_that_is_not_an_object_is_refused_with_its_line() -> None:
     with pytest.raises(ConfigError, match=r'^s.json:3: "env" is not a JSON object'):
-        settings.merge('{\n  "a": 1,\n  "env": "x"\n}', {"A": "1"}, section="env", path="s.json")
+        jsonedit.merge('{\n  "a": 1,\n  "env": "x"\n}', {"A": "1"}, section="env", path="s.json")
 
 
 def test_top_level_array_is_refused() -> None:
     with pytest.raises(ConfigError, match="expected a JSON object at the top level"):
-        settings.merge("[1, 2]", {"A": "1"}, section="env", path="s.json")
+        jsonedit.merge("[1, 2]", {"A": "1"}, section="env", path="s.json")
 
 
 @pytest.mark.parametrize(
@@ -163,12 +164,12 @@ def test_top_level_array_is_refused() -> None:
     ],
 )
 def test_strict_json_problem_locates_comments_and_trailing_commas(text: str, problem: str | None) -> None:
-    assert settings.parse(text).strict_json_problem == problem
+    assert jsonedit.parse(text).strict_json_problem == problem
 
 
 def test_parse_values_match_json() -> None:
     text = '{"a": [1, -2.5e3, true, false, null, "s\\n"], "b": {"c": {}}, "a2": []}'
-    assert settings.parse(text).value == json.loads(text)
+    assert jsonedit.parse(text).value == json.loads(text)
 
 
 # --------------------------------------------------------------------------- snapshots and undo
@@ -184,8 +185,8 @@ def test_undo_restores_original_bytes_and_mode(tmp_path: Path, state: Path) -> N
     original = b'{\r\n  "keep": "me" // odd\r\n}'
     target.write_bytes(original)
     target.chmod(0o640)
-    settings.write_with_snapshot(state, target, settings.merge(original.decode(), ENV, section="env"))
-    settings.write_with_snapshot(state, target, settings.merge(target.read_text(), {"X": "1"}, section="env"))
+    settings.write_with_snapshot(state, target, jsonedit.merge(original.decode(), ENV, section="env"))
+    settings.write_with_snapshot(state, target, jsonedit.merge(target.read_text(), {"X": "1"}, section="env"))
     assert target.read_bytes() != original
     assert settings.restore(state, target) == "restored"
     assert target.read_bytes() == original
@@ -239,7 +240,7 @@ def test_symlinked_settings_file_is_edited_through_the_link(tmp_path: Path, stat
     link = tmp_path / ".claude" / "settings.json"
     link.parent.mkdir()
     link.symlink_to(dotfiles)
-    settings.write_with_snapshot(state, link, settings.merge(link.read_text(), {"A": "1"}, section="env"))
+    settings.write_with_snapshot(state, link, jsonedit.merge(link.read_text(), {"A": "1"}, section="env"))
     assert link.is_symlink() and json.loads(dotfiles.read_text())["env"] == {"A": "1"}
     # the snapshot is keyed by the real file: the link and the target are one file
     assert settings.snapshot_file(state, link) == settings.snapshot_file(state, dotfiles)

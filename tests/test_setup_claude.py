@@ -14,10 +14,11 @@ import pytest
 from conftest import claude_bin, cli_env, free_port, init_gateway, read_env, run_cli, start_gateway
 from typer.testing import CliRunner
 
-from cc_gateway import claude_code
-from cc_gateway.cli import _export_line, app
-from cc_gateway.gateway import load_gateway
-from cc_gateway.presets import preset_names
+from cc_gateway.claude import versions as claude_code
+from cc_gateway.cli import app
+from cc_gateway.cli.claude import _export_line
+from cc_gateway.gateway.folder import load_gateway
+from cc_gateway.gateway.presets import preset_names
 
 runner = CliRunner()
 DEMO_REPLY = "Hello from the cc-gateway demo."
@@ -598,7 +599,7 @@ def test_passthrough_endpoint_uses_the_gateways_anthropic_key(fresh_upstream, ga
 
 
 def test_session_conflicts_name_the_settings_that_win(demo_dir: Path, tmp_path: Path) -> None:
-    from cc_gateway.setup_claude import ClientRequest, client_env, session_conflicts
+    from cc_gateway.claude.setup import ClientRequest, client_env, session_conflicts
 
     client = client_env(load_gateway(demo_dir), ClientRequest())
     home, cwd, managed = tmp_path / "home", tmp_path / "proj", tmp_path / "managed"

@@ -47,3 +47,17 @@ def test_help_imports_no_heavy_module(args: list[str]) -> None:
 def test_python_dash_m_works() -> None:
     result = subprocess.run([sys.executable, "-m", "cc_gateway", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("cc-gateway ")
+
+
+def test_serve_loads_no_litellm_before_it_sets_litellm_offline() -> None:
+    """serve's preflight and server modules, and what they import, leave LiteLLM unloaded: LiteLLM
+    fetches its price list at import unless serve's offline defaults are set first (boot.quiet_environment)."""
+    probe = (
+        "import sys\n"
+        "import cc_gateway.serve.preflight, cc_gateway.serve.server, cc_gateway.runtime.bridge.checks\n"
+        "import cc_gateway.runtime.multi_provider.pool, cc_gateway.doctor\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('litellm', 'claude_agent_sdk')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

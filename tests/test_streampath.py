@@ -11,7 +11,7 @@ from litellm.proxy import utils as proxy_utils
 from litellm.proxy.hooks.responses_id_security import ResponsesIDSecurity
 from litellm.proxy.utils import ProxyLogging
 
-from cc_gateway import streampath
+from cc_gateway.serve.litellm import streampath
 
 
 async def _chunks() -> Any:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cc_gateway.envfile import load_env_file
+from cc_gateway.core.envfile import load_env_file
 
 pexpect = pytest.importorskip("pexpect")
 

@@ -16,9 +16,9 @@ import pytest
 from conftest import cli_env, free_port, init_gateway, run_cli, start_gateway, wait_until
 from fakeupstream import Echo, FakeUpstream
 
-from cc_gateway import serve
-from cc_gateway.errors import UsageError
-from cc_gateway.gateway import load_gateway
+from cc_gateway.core.errors import UsageError
+from cc_gateway.gateway.folder import load_gateway
+from cc_gateway.serve import preflight as serve
 
 FAKE_KEY = "sk-fake-openai-key-for-tests-0123456789"
 BODY = {"model": "claude-sonnet-5", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}

@@ -12,8 +12,8 @@ from typing import Any
 _EXPORTS = {
     "auth": ("cc_gateway.runtime.auth", "user_api_key_auth"),
     "hooks": ("cc_gateway.runtime.hooks", "handler"),
-    "bridge": ("cc_gateway.runtime.bridge", "provider"),
-    "multi_provider": ("cc_gateway.runtime.hygiene", "handler"),
+    "bridge": ("cc_gateway.runtime.bridge.provider", "provider"),
+    "multi_provider": ("cc_gateway.runtime.multi_provider.hygiene", "handler"),
 }
 
 

@@ -23,6 +23,7 @@ class RequestInfo:
     stream: bool = False  # the client asked for a streamed response
     retry_after: str | None = None
     unavailable: str | None = None
+    token_mode: str | None = None  # the Claude pool's mode (rotate/passthrough), decided once per request
 
 
 current: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar("cc_gateway_request", default=None)

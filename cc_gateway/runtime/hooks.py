@@ -26,7 +26,8 @@ log = logging.getLogger("cc_gateway.hooks")
 ENV_PREFIX = "os.environ/"
 
 
-def _router() -> Any:
+def current_router() -> Any:
+    """LiteLLM's live router (the runtime's one read of `proxy_server.llm_router`; see serve/litellm)."""
     from litellm.proxy import proxy_server
 
     return proxy_server.llm_router
@@ -34,7 +35,7 @@ def _router() -> Any:
 
 def deployments_for(model: str) -> list[dict[str, Any]]:
     """Return the deployments a model name resolves to: exact name, alias, then wildcard routes."""
-    router = _router()
+    router = current_router()
     if router is None or not model:
         return []
     model = (router.model_group_alias or {}).get(model, model)
@@ -57,7 +58,7 @@ def _configured_key_variables() -> dict[tuple[str, str], str]:
     if not path:
         return {}
     try:
-        from cc_gateway.files import load_yaml
+        from cc_gateway.core.files import load_yaml
 
         entries = (load_yaml(Path(path)) or {}).get("model_list") or []
     except Exception:  # the proxy already loaded this file; never fail a request over it
@@ -105,7 +106,7 @@ def _reject_bad_input(model: str, data: dict, deployments: list[dict[str, Any]])
         value = data.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and not 1 <= value <= MAX_TOKENS_CEILING:
             raise _bad_request(f"{key}: {value} is out of range (1 to {MAX_TOKENS_CEILING})")
-    router = _router()
+    router = current_router()
     if model and not deployments and router is not None and not _router_knows(router, model):
         routes = list(dict.fromkeys(str(d.get("model_name")) for d in router.model_list))
         aliases = list(router.model_group_alias or {})

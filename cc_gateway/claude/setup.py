@@ -1,0 +1,359 @@
+"""What `setup-claude`, `env` and `claude` compute: Claude Code's variables for a gateway, and the file changes.
+
+Nothing here prints; the CLI shows the plan (secrets masked) and applies it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cc_gateway.claude import settings
+from cc_gateway.claude import versions as claude_code
+from cc_gateway.core import jsonedit
+from cc_gateway.core.errors import ConfigError, GatewayError, UsageError, located
+from cc_gateway.gateway.folder import Gateway
+
+ROLE_VARS = {
+    "main": "ANTHROPIC_MODEL",
+    "sonnet": "ANTHROPIC_DEFAULT_SONNET_MODEL",
+    "opus": "ANTHROPIC_DEFAULT_OPUS_MODEL",
+    "haiku": "ANTHROPIC_DEFAULT_HAIKU_MODEL",
+    "subagent": "CLAUDE_CODE_SUBAGENT_MODEL",
+}
+SECRET_VARS = ("ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_CUSTOM_HEADERS")
+#: Every key cc-gateway may set in a settings file's env block (and so may remove again).
+OWNED_VARS = (
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_CUSTOM_HEADERS",
+    *ROLE_VARS.values(),
+    "API_TIMEOUT_MS",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+)
+OPEN_TOKEN = "cc-gateway-open"  # not a secret: Claude Code needs some token
+
+
+@dataclass(frozen=True)
+class ClientRequest:
+    """What the user asked for (flags)."""
+
+    url: str | None = None
+    endpoint: str = "unified"  # unified | passthrough
+    models: dict[str, str] = field(default_factory=dict)  # role -> model (flags)
+
+
+@dataclass
+class ClientEnv:
+    """Claude Code's variables for one gateway, in the order they are written."""
+
+    values: dict[str, str]
+    url: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        """The variables that carry the gateway key."""
+        return {k: v for k, v in self.values.items() if k in SECRET_VARS and v != OPEN_TOKEN}
+
+    @property
+    def public(self) -> dict[str, str]:
+        """The variables without the key."""
+        return {k: v for k, v in self.values.items() if k not in SECRET_VARS}
+
+    def secret_strings(self) -> list[str]:
+        """Raw secret values, for masking."""
+        tokens = [v.split(":", 1)[1].strip() if k == "ANTHROPIC_CUSTOM_HEADERS" else v for k, v in self.secrets.items()]
+        return [t for t in tokens if t]
+
+
+def base_url(gateway: Gateway, url: str | None, endpoint: str) -> str:
+    """Return ANTHROPIC_BASE_URL: the gateway's root (never /v1), plus /anthropic for the pass-through."""
+    root = (url or f"http://127.0.0.1:{gateway.port}").strip().rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", root):
+        raise UsageError(f"--url {url!r}: expected http(s)://host:port", hint="e.g. --url http://127.0.0.1:4000")
+    root = re.sub(r"/v1$", "", root)
+    if endpoint == "passthrough":
+        if gateway.preset != "anthropic":
+            raise UsageError(
+                f"--endpoint passthrough needs the anthropic preset (this gateway is {gateway.preset or 'unknown'})",
+                hint="leave --endpoint out to use the unified endpoint",
+            )
+        return root + "/anthropic"
+    if endpoint != "unified":
+        raise UsageError(f"unknown --endpoint {endpoint!r}", hint="use unified or passthrough")
+    return root
+
+
+def credential(gateway: Gateway) -> tuple[str, str, str | None]:
+    """Return (variable, value, note) that authenticates Claude Code to the gateway."""
+    if gateway.uses_static_tokens:
+        tokens = gateway.static_tokens
+        if not tokens:
+            raise ConfigError(
+                f"{gateway.env_path}: PROXY_STATIC_TOKEN is empty",
+                hint="set it (any long random string) and restart the gateway",
+            )
+        note = (
+            "the gateway key goes in x-litellm-api-key; Claude Code still needs its own login "
+            "(`claude /login`), which the gateway forwards to Anthropic in passthrough mode"
+        )
+        return "ANTHROPIC_CUSTOM_HEADERS", f"x-litellm-api-key: {tokens[0]}", note
+    if gateway.master_key:
+        return "ANTHROPIC_AUTH_TOKEN", gateway.master_key, None
+    return "ANTHROPIC_AUTH_TOKEN", OPEN_TOKEN, "the gateway has no key (open): Claude Code gets a dummy token"
+
+
+def route_names(gateway: Gateway) -> list[str]:
+    """Return the route names and aliases a client may ask for."""
+    return [r.name for r in gateway.routes] + list(gateway.aliases)
+
+
+def check_model(gateway: Gateway, model: str, flag: str) -> str:
+    """Refuse a model the gateway does not route; `NAME[1m]` is checked as NAME and kept as given."""
+    name = claude_code.ONE_M.sub("", model.strip())
+    if not name or gateway.resolve(name) is None:
+        raise UsageError(
+            f"{flag} {model!r}: the gateway has no route for it",
+            hint=f"routes: {', '.join(route_names(gateway))}",
+        )
+    return model.strip()
+
+
+#: Names Claude Code itself resolves to its own ids: a route called like this can't be chosen by name.
+CLAUDE_ALIASES = ("default", "sonnet", "opus", "haiku", "opusplan", "best")
+
+
+def _named_route(gateway: Gateway, model: str) -> str | None:
+    """Return the route serving `model` by name or alias (not only by a wildcard), usable as a setting."""
+    route = gateway.resolve(model) if model else None
+    if route is None or "*" in route or route in CLAUDE_ALIASES:
+        return None
+    return route
+
+
+def default_models(gateway: Gateway, default_route: str | None) -> dict[str, str]:
+    """Pick each role's model: the route serving Claude Code's own id or short name, else the default route.
+
+    Values are concrete route names, never Claude Code's aliases (`sonnet`, `opus`, ...), which Claude
+    Code would turn into its own ids before asking the gateway.
+    """
+    ids = claude_code.default_model_ids()
+    fallback = _named_route(gateway, default_route or "")
+    if fallback is None:
+        fallback = next((r.name for r in gateway.routes if _named_route(gateway, r.name)), ids["main"])
+    chosen: dict[str, str] = {}
+    for role in ("main", "sonnet", "opus", "haiku"):
+        candidates = [ids.get(role, ""), "opus" if role == "main" else role]
+        chosen[role] = next((r for c in candidates if (r := _named_route(gateway, c))), fallback)
+    chosen["subagent"] = chosen["sonnet"]
+    return chosen
+
+
+def client_env(gateway: Gateway, request: ClientRequest, default_route: str | None = None) -> ClientEnv:
+    """Compute every variable Claude Code needs for this gateway, checking models against its routes."""
+    url = base_url(gateway, request.url, request.endpoint)
+    var, value, note = credential(gateway)
+    values = {"ANTHROPIC_BASE_URL": url, var: value}
+    notes = [note] if note else []
+    if request.endpoint == "passthrough":
+        models = dict(request.models)  # Anthropic itself answers: no gateway route to check against
+        notes.append("pass-through: requests go to Anthropic as they are, with the gateway's ANTHROPIC_API_KEY")
+    else:
+        models = default_models(gateway, default_route)
+        for role, model in request.models.items():
+            models[role] = check_model(gateway, model, f"--{role}-model" if role != "main" else "--model")
+    for role, variable in ROLE_VARS.items():
+        if role in models:
+            values[variable] = models[role]
+    timeout = (gateway.config.get("litellm_settings") or {}).get("request_timeout") or 600
+    values["API_TIMEOUT_MS"] = str(int(float(timeout) * 1000))
+    values["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
+    return ClientEnv(values, url, notes)
+
+
+# --------------------------------------------------------------------------- settings files
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One settings file cc-gateway would write."""
+
+    path: Path
+    old: str | None
+    new: str
+    private: bool  # holds the gateway key
+
+    @property
+    def changed(self) -> bool:
+        """Whether writing changes anything."""
+        return self.old != self.new
+
+    def diff(self) -> str:
+        """Unified diff from the current text to the new one (secrets not yet masked)."""
+        import difflib
+
+        old = (self.old or "").splitlines(keepends=True)
+        new = self.new.splitlines(keepends=True)
+        return "".join(
+            difflib.unified_diff(old, new, str(self.path) if self.old is not None else "/dev/null", str(self.path))
+        )
+
+
+def planned_change(path: Path, updates: Mapping[str, object], *, section: str | None, private: bool) -> FileChange:
+    """Merge `updates` into one settings file; refuse a file Claude Code could not read, naming file and line."""
+    text, doc = settings.read_settings(path)
+    issue = doc.strict_json_issue if doc is not None else None
+    if issue:
+        raise ConfigError(
+            located(path, issue[0], f"{issue[1]}: Claude Code ignores a settings file with comments or trailing ")
+            + "commas entirely, so the gateway settings would have no effect",
+            hint='remove the comments/trailing commas (keep notes in a "//" key if you like), then run again',
+        )
+    return FileChange(path, text, jsonedit.merge(text, updates, section=section, path=path), private)
+
+
+def env_updates(values: Mapping[str, str]) -> dict[str, str | None]:
+    """The owned keys to set, in cc-gateway's order."""
+    return {name: values[name] for name in OWNED_VARS if name in values}
+
+
+@dataclass
+class SetupPlan:
+    """Files to write and what to tell the user."""
+
+    changes: list[FileChange]
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def plan_setup(
+    client: ClientEnv, scope: str, cwd: Path, home: Path, *, allow_secret_in_project: bool, skip_onboarding: bool
+) -> SetupPlan:
+    """Plan the settings changes for a scope; at project scope the key goes to settings.local.json."""
+    target = claude_code.settings_path(scope, cwd, home)
+    plan = SetupPlan([], notes=list(client.notes))
+    if scope == "project" and client.secrets and not allow_secret_in_project:
+        local = claude_code.settings_path("local", cwd, home)
+        public = env_updates(client.public)
+        public.update(dict.fromkeys(SECRET_VARS))  # a key we wrote there before would be removed
+        plan.changes.append(planned_change(target, public, section="env", private=False))
+        plan.changes.append(planned_change(local, env_updates(client.values), section="env", private=True))
+        plan.warnings.append(
+            f"the gateway key goes to {local} (personal, not committed), not to {target}, which is usually "
+            "committed; pass --allow-secret-in-project to put it there anyway"
+        )
+    else:
+        plan.changes.append(
+            planned_change(target, env_updates(client.values), section="env", private=bool(client.secrets))
+        )
+    if skip_onboarding:
+        state = claude_code.global_config_path(home)
+        plan.changes.append(planned_change(state, {"hasCompletedOnboarding": True}, section=None, private=True))
+    return plan
+
+
+def apply_setup(plan: SetupPlan, state_dir: Path) -> list[Path]:
+    """Write each changed file (snapshotting originals first); return the paths written."""
+    written = []
+    for change in plan.changes:
+        if change.changed:
+            settings.write_with_snapshot(state_dir, change.path, change.new, private=change.private)
+            written.append(change.path)
+    return written
+
+
+def undo_targets(scope: str, cwd: Path, home: Path) -> list[Path]:
+    """Files an undo of `scope` restores: the scope's file (plus local for project) and ~/.claude.json."""
+    paths = [claude_code.settings_path(scope, cwd, home)]
+    if scope == "project":
+        paths.append(claude_code.settings_path("local", cwd, home))
+    return [*paths, claude_code.global_config_path(home)]
+
+
+def undo(scope: str, cwd: Path, home: Path, state_dir: Path, *, force: bool) -> list[tuple[Path, str]]:
+    """Restore every file setup-claude changed for `scope`; return (path, outcome) for each one touched.
+
+    ~/.claude.json is restored only while Claude Code has not rewritten it since (it keeps its own state there).
+    """
+    done = []
+    *files, state = undo_targets(scope, cwd, home)
+    for path in [*reversed(files), state]:  # last written first, so the folders we made empty out
+        is_state = path == state
+        if is_state and settings.changed_since_written(state_dir, path):
+            done.append((path, "kept (Claude Code changed it since; hasCompletedOnboarding left as is)"))
+            continue
+        outcome = settings.restore(state_dir, path, force=force)
+        if outcome != "nothing":
+            done.append((path, outcome))
+    return done
+
+
+# --------------------------------------------------------------------------- what overrides the result
+
+
+def overrides(client: ClientEnv, written: list[Path], cwd: Path, home: Path, environ: Mapping[str, str]) -> list[str]:
+    """Describe everything that will make Claude Code use other values than the ones just configured."""
+    layers = claude_code.settings_layers(cwd, home)
+    mine = {settings.resolved(p) for p in written}
+    messages = []
+    for layer in layers:
+        if layer.problem and layer.exists:
+            messages.append(layer.problem)
+    decided = claude_code.effective_env(layers, environ, tuple(client.values))
+    for name, value in client.values.items():
+        decision = decided.get(name)
+        if (
+            decision
+            and decision.source != "shell"
+            and settings.resolved(Path(decision.source)) not in mine
+            and decision.value != value
+        ):
+            messages.append(f"{name} is set to another value in {decision.source}, which takes precedence")
+    shell = claude_code.shell_overrides(environ)
+    if "ANTHROPIC_API_KEY" in shell:
+        messages.append(
+            "ANTHROPIC_API_KEY is set in your shell: Claude Code also sends it (as x-api-key) to the gateway; "
+            "unset it when using the gateway"
+        )
+    if "ANTHROPIC_AUTH_TOKEN" in shell and "ANTHROPIC_AUTH_TOKEN" not in client.values:
+        messages.append("ANTHROPIC_AUTH_TOKEN is set in your shell: Claude Code sends it instead of its own login")
+    for layer in claude_code.api_key_helpers(layers):
+        if "ANTHROPIC_AUTH_TOKEN" not in client.values:
+            messages.append(f"apiKeyHelper in {layer.path} replaces Claude Code's own login")
+    return messages
+
+
+def session_conflicts(client: ClientEnv, cwd: Path, home: Path, managed: Path | None = None) -> list[str]:
+    """For `cc-gateway claude`: settings that beat a one-session configuration.
+
+    The public values travel in `--settings` (only managed settings beat it); the key travels in the
+    environment, which any settings file setting the same variable beats.
+    """
+    layers = claude_code.settings_layers(cwd, home, managed)
+    messages = []
+    for name, value in client.values.items():
+        candidates = layers if name in SECRET_VARS else [la for la in layers if la.scope == "managed"]
+        decision = claude_code.effective_env(candidates, {}, (name,)).get(name)
+        if decision and decision.value != value:
+            messages.append(f"{name} is set in {decision.source}, which takes precedence for this session")
+    return messages
+
+
+def check_reachable(url: str, timeout: float = 3.0) -> None:
+    """Raise a one-line GatewayError when nothing answers at the gateway URL."""
+    import urllib.error
+    import urllib.request
+
+    root = re.sub(r"/anthropic$", "", url)
+    try:
+        with urllib.request.urlopen(f"{root}/health/liveliness", timeout=timeout) as reply:
+            if reply.status == 200:
+                return
+    except (urllib.error.URLError, OSError, ValueError):
+        pass
+    raise GatewayError(
+        f"the gateway is not reachable at {root}", hint="start it with `cc-gateway serve` (in its folder)"
+    )
