@@ -22,8 +22,8 @@ import httpx
 import pytest
 from conftest import ROOT, cli_env, free_port, read_env, wait_until
 
-pytestmark = pytest.mark.e2e
 INSTALL_TIMEOUT = 900  # pip installing ~130 locked packages into a fresh venv on a busy 2-core machine
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2 * INSTALL_TIMEOUT)]  # the session fixtures install twice
 
 
 def _run(*command: str | Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
