@@ -137,8 +137,9 @@ def test_changed_file_is_a_conflict_shown_and_untouched(tmp_path: Path) -> None:
     config.write_text(edited)
     result = init(tmp_path, "--preset", "demo")
     assert result.exit_code == 1
-    assert "would overwrite changed file(s)" in result.stderr and "--force" in result.stderr
-    assert "-# my own note" in result.stderr  # the diff is shown
+    assert "would overwrite file(s) changed since cc-gateway wrote them" in result.stderr and "--force" in result.stderr
+    assert "conflict" in result.stderr and "--dry-run" in result.stderr  # the file is named; the diff is one flag away
+    assert "-# my own note" not in result.stderr
     assert config.read_text() == edited
     assert "Traceback" not in result.stderr
 

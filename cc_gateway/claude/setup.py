@@ -14,6 +14,7 @@ from cc_gateway.claude import settings
 from cc_gateway.claude import versions as claude_code
 from cc_gateway.core import jsonedit
 from cc_gateway.core.errors import ConfigError, GatewayError, UsageError, located
+from cc_gateway.core.secrets import is_placeholder
 from cc_gateway.gateway.folder import Gateway
 
 ROLE_VARS = {
@@ -90,10 +91,10 @@ def base_url(gateway: Gateway, url: str | None, endpoint: str) -> str:
 def credential(gateway: Gateway) -> tuple[str, str, str | None]:
     """Return (variable, value, note) that authenticates Claude Code to the gateway."""
     if gateway.uses_static_tokens:
-        tokens = gateway.static_tokens
+        tokens = [t for t in gateway.static_tokens if not is_placeholder(t)]
         if not tokens:
             raise ConfigError(
-                f"{gateway.env_path}: PROXY_STATIC_TOKEN is empty",
+                f"{gateway.env_path}: PROXY_STATIC_TOKEN is empty or still a placeholder",
                 hint="set it (any long random string) and restart the gateway",
             )
         note = (
@@ -101,6 +102,11 @@ def credential(gateway: Gateway) -> tuple[str, str, str | None]:
             "(`claude /login`), which the gateway forwards to Anthropic in passthrough mode"
         )
         return "ANTHROPIC_CUSTOM_HEADERS", f"x-litellm-api-key: {tokens[0]}", note
+    if gateway.master_key and is_placeholder(gateway.master_key):
+        raise ConfigError(
+            f"{gateway.env_path}: LITELLM_MASTER_KEY is still a placeholder (the gateway refuses to start with it)",
+            hint="run `cc-gateway init` in that folder to generate one (it keeps your other values)",
+        )
     if gateway.master_key:
         return "ANTHROPIC_AUTH_TOKEN", gateway.master_key, None
     return "ANTHROPIC_AUTH_TOKEN", OPEN_TOKEN, "the gateway has no key (open): Claude Code gets a dummy token"
@@ -185,6 +191,8 @@ class FileChange:
     old: str | None
     new: str
     private: bool  # holds the gateway key
+    updates: Mapping[str, object] | None = None  # the keys it sets (None: removes), for a key-by-key undo
+    section: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -212,7 +220,8 @@ def planned_change(path: Path, updates: Mapping[str, object], *, section: str | 
             + "commas entirely, so the gateway settings would have no effect",
             hint='remove the comments/trailing commas (keep notes in a "//" key if you like), then run again',
         )
-    return FileChange(path, text, jsonedit.merge(text, updates, section=section, path=path), private)
+    new = jsonedit.merge(text, updates, section=section, path=path)
+    return FileChange(path, text, new, private, dict(updates), section)
 
 
 def env_updates(values: Mapping[str, str]) -> dict[str, str | None]:
@@ -240,7 +249,9 @@ def plan_setup(
         public = env_updates(client.public)
         public.update(dict.fromkeys(SECRET_VARS))  # a key we wrote there before would be removed
         plan.changes.append(planned_change(target, public, section="env", private=False))
-        plan.changes.append(planned_change(local, env_updates(client.values), section="env", private=True))
+        # Only the key: the local file beats the shared one, so a copy of the URL or models there would
+        # silently hide a teammate's later edit of the shared file.
+        plan.changes.append(planned_change(local, env_updates(client.secrets), section="env", private=True))
         plan.warnings.append(
             f"the gateway key goes to {local} (personal, not committed), not to {target}, which is usually "
             "committed; pass --allow-secret-in-project to put it there anyway"
@@ -260,7 +271,10 @@ def apply_setup(plan: SetupPlan, state_dir: Path) -> list[Path]:
     written = []
     for change in plan.changes:
         if change.changed:
-            settings.write_with_snapshot(state_dir, change.path, change.new, private=change.private)
+            settings.write_with_snapshot(
+                state_dir, change.path, change.new, private=change.private, updates=change.updates,
+                section=change.section,
+            )
             written.append(change.path)
     return written
 

@@ -12,7 +12,7 @@ import typer
 from cc_gateway.cli.app import app
 from cc_gateway.cli.ui import err, warn
 from cc_gateway.core.errors import GatewayError, UsageError
-from cc_gateway.core.secrets import mask
+from cc_gateway.core.secrets import mask, mask_secrets
 
 _DirOpt = Annotated[Path | None, typer.Option("--dir", "-d", help="Gateway folder (default: the current folder).")]
 _UrlOpt = Annotated[
@@ -66,8 +66,8 @@ def setup_claude_cmd(
         bool, typer.Option("--allow-secret-in-project", help="At project scope, write the key to the shared file too.")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the diff (keys masked); write nothing.")] = False,
-    undo: Annotated[bool, typer.Option("--undo", help="Restore the files exactly as they were before.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="With --undo: restore even if edited since.")] = False,
+    undo: Annotated[bool, typer.Option("--undo", help="Take back what setup-claude changed (others' changes kept).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="With --undo: restore the original file, dropping changes made since.")] = False,
 ) -> None:
     """Write Claude Code's settings (env block) so that it uses this gateway; --undo puts them back."""
     from cc_gateway.claude import setup as setup_claude
@@ -109,6 +109,7 @@ def _show_claude_plan(plan: Any, client: Any) -> None:
             text = change.diff()
             for secret in client.secret_strings():
                 text = text.replace(secret, mask(secret))
+            text = mask_secrets(text)  # the old side too, and every other secret in the file
             err().print(escape(text), style="dim")
 
 

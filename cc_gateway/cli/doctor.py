@@ -15,9 +15,9 @@ from cc_gateway.core.errors import ExitCode
 
 @app.command("doctor")
 def doctor_cmd(
-    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Gateway folder [default: current].")] = None,
+    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Gateway folder \\[default: current].")] = None,
     url: Annotated[
-        str | None, typer.Option("--url", help="Gateway URL [default: http://127.0.0.1:CC_GATEWAY_PORT].")
+        str | None, typer.Option("--url", help="Gateway URL \\[default: http://127.0.0.1:CC_GATEWAY_PORT].")
     ] = None,
     route: Annotated[list[str], typer.Option("--route", "-r", help="Probe only this route (repeatable).")] = [],  # noqa: B006
     no_network: Annotated[

@@ -27,8 +27,8 @@ def init(
     preset: Annotated[
         str | None, typer.Option("--preset", "-p", help="Preset name (see `cc-gateway presets`).")
     ] = None,
-    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Target folder [default: current folder].")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port the gateway listens on [default: 4000].")] = None,
+    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Target folder \\[default: current folder].")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port the gateway listens on \\[default: 4000].")] = None,
     key: Annotated[
         list[str],
         typer.Option("--key", "-k", help="VAR=VALUE, or VAR to copy it from the environment (repeatable)."),
@@ -62,13 +62,21 @@ def init(
     result = scaffold.plan_init(request)
     for message in result.warnings:
         warn(message)
-    show_plan(result.plan, diffs=dry_run or bool(result.plan.conflicts))
+    show_plan(result.plan, diffs=dry_run)  # a conflict names its files; --dry-run shows the diffs
     if dry_run:
         _image_inputs(request, dry_run=True)
         err().print("[dim]dry run: nothing written[/]")
         return
     for backup in apply_plan(result.plan, force=force):
         err().print(f"[dim]kept a copy of the old file: {backup}[/]")
+    scaffold.record_written(result.plan, request.folder)
+    replaced = [c.path.name for c in result.plan.changes if c.action.value == "replace"]
+    if replaced:
+        err().print(
+            f"replaced {', '.join(replaced)}: cc-gateway wrote them and nobody changed them since "
+            "(the master key and keys in .env are kept)",
+            markup=False,
+        )
     _image_inputs(request, dry_run=False)
     _next_steps(request, result)
 

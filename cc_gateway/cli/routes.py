@@ -22,14 +22,14 @@ def add_model(
     model: Annotated[str | None, typer.Option("--model", help="The provider's model id, e.g. glm-4.6.")] = None,
     api_base: Annotated[str | None, typer.Option("--api-base", help="Upstream base URL (goes to .env).")] = None,
     key_env: Annotated[
-        str | None, typer.Option("--key-env", help="Variable holding the key [default: provider's].")
+        str | None, typer.Option("--key-env", help="Variable holding the key \\[default: provider's].")
     ] = (None),
     alias: Annotated[list[str], typer.Option("--alias", help="Another name for the route (repeatable).")] = [],  # noqa: B006 - typer needs a literal default
     fallback_for: Annotated[
         str | None, typer.Option("--fallback-for", help="Make this route a fallback of ROUTE.", metavar="ROUTE")
     ] = None,
-    max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Output cap [default: provider's].")] = None,
-    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Gateway folder [default: current].")] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Output cap \\[default: provider's].")] = None,
+    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Gateway folder \\[default: current].")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Replace a route of the same name.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the diff; write nothing.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Re-point an --alias that already exists.")] = False,
@@ -97,7 +97,7 @@ def _finish_edit(edit: Any, dry_run: bool) -> None:
 @app.command("remove-model")
 def remove_model(
     name: Annotated[str, typer.Argument(help="Route to remove (see `cc-gateway models`).")],
-    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Gateway folder [default: current].")] = None,
+    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Gateway folder \\[default: current].")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the diff; write nothing.")] = False,
 ) -> None:
     """Remove a route with its aliases and fallback references (.env is left alone)."""
@@ -111,7 +111,7 @@ def remove_model(
 
 @app.command("models")
 def models(
-    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Gateway folder [default: current].")] = None,
+    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Gateway folder \\[default: current].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (shape in the README).")] = False,
 ) -> None:
     """List routes, aliases, fallbacks and each route's key variable (set or not; never its value)."""

@@ -13,7 +13,7 @@ from cc_gateway.cli.ui import err, warn
 
 @app.command("serve")
 def serve(
-    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Gateway folder [default: current].")] = None,
+    folder: Annotated[Path | None, typer.Option("--dir", "-d", help="Gateway folder \\[default: current].")] = None,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Path to config.yaml (instead of --dir).")
     ] = None,
@@ -21,10 +21,10 @@ def serve(
         "127.0.0.1"
     ),
     port: Annotated[
-        int | None, typer.Option("--port", help="Port [default: CC_GATEWAY_PORT from .env, else 4000].")
+        int | None, typer.Option("--port", help="Port \\[default: CC_GATEWAY_PORT from .env, else 4000].")
     ] = (None),
     workers: Annotated[
-        int | None, typer.Option("--workers", help="Worker processes [default: one per CPU, at most 4].")
+        int | None, typer.Option("--workers", help="Worker processes \\[default: one per CPU, at most 4].")
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
     allow_open: Annotated[

@@ -24,10 +24,17 @@ def out() -> Console:
 
 
 def err() -> Console:
-    """Console for messages and progress (stderr)."""
+    """Console for messages and progress (stderr); into a file or pipe, panels keep their whole lines."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    if not console.is_terminal:  # rich would cut panels at 80 columns in a log file
+        console = Console(stderr=True, highlight=False, soft_wrap=True, width=FILE_WIDTH)
+    return console
+
+
+#: Width of panels written to a file: wide enough for any line they hold (they size to their content).
+FILE_WIDTH = 400
 
 
 def fail(exc: GatewayError) -> NoReturn:
@@ -53,11 +60,11 @@ def show_plan(plan: Plan, *, diffs: bool) -> None:
     from rich.markup import escape
 
     console = err()
-    colours = {"create": "green", "identical": "dim", "update": "yellow", "conflict": "red"}
+    colours = {"create": "green", "identical": "dim", "update": "yellow", "conflict": "red", "replace": "yellow"}
     for change in plan.changes:
         colour = colours[change.action.value]
         console.print(f"  [{colour}]{change.action.value:>9}[/] {escape(str(change.path))}")
-        if diffs and change.action.value in ("create", "update", "conflict"):
+        if diffs and change.action.value in ("create", "update", "conflict", "replace"):
             console.print(escape(mask_secrets(change.diff())), style="dim")
 
 

@@ -138,6 +138,7 @@ class Action(StrEnum):
     IDENTICAL = "identical"
     UPDATE = "update"  # differs, and we may overwrite it (a file we own, or forced)
     CONFLICT = "conflict"  # differs, and needs --force
+    REPLACE = "replace"  # differs, but holds exactly what cc-gateway last wrote: replaced, keeping NAME.bak
 
 
 @dataclass(frozen=True)
@@ -212,12 +213,12 @@ def apply_plan(plan: Plan, *, force: bool = False) -> list[Path]:
     if plan.conflicts and not force:
         names = ", ".join(str(c.path) for c in plan.conflicts)
         raise ConflictError(
-            f"would overwrite changed file(s): {names}",
-            hint="run with --dry-run to see the diff, or --force to overwrite (a .bak copy is kept)",
+            f"would overwrite file(s) changed since cc-gateway wrote them: {names}",
+            hint="run again with --dry-run to see the diff, or --force to overwrite (a .bak copy is kept)",
         )
     backups: list[Path] = []
     for change in plan.pending:
-        if change.old is not None and change.action is Action.CONFLICT:
+        if change.old is not None and change.action in (Action.CONFLICT, Action.REPLACE):
             backups.append(backup(change.path))
         try:
             atomic_write(change.path, change.new, mode=change.mode)

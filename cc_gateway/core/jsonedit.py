@@ -232,13 +232,26 @@ def _edit_object(text: str, node: Node, updates: Mapping[str, Any]) -> str:
             if old.value != value or type(old.value) is not type(value):
                 edits.append((old.start, old.end, _dump(value, layout)))
     removed = [i for key, i in present.items() if key in updates and updates[key] is None]
-    edits += [_removal(node, i, removed) for i in removed]
     added = [(k, v) for k, v in updates.items() if k not in present and v is not None]
-    if added:
-        edits.append(_insertion(text, node, added, layout, removed))
+    insertion = _insertion(text, node, added, layout, removed) if added else None
+    if insertion is None or insertion[0] == insertion[1]:  # else it rewrites the whole inside, removals included
+        edits += _removals(node, removed)
+    if insertion is not None:
+        edits.append(insertion)
     for start, end, new in sorted(edits, key=lambda e: e[0], reverse=True):
         text = text[:start] + new + text[end:]
     return text
+
+
+def _removals(node: Node, removed: list[int]) -> list[tuple[int, int, str]]:
+    """The spans removing members, merged where they overlap (two trailing members share the comma before them)."""
+    merged: list[tuple[int, int]] = []
+    for start, end, _ in sorted({_removal(node, i, removed) for i in removed}):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return [(start, end, "") for start, end in merged]
 
 
 def _removal(node: Node, index: int, removed: list[int]) -> tuple[int, int, str]:

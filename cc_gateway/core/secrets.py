@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 #: A variable whose value must never be shown or logged.
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|SALT")
@@ -62,12 +62,48 @@ def mask(value: str) -> str:
     return value[:6] + "…" if len(value) > 8 else "…"
 
 
-_SECRET_LINE = re.compile(r"^([+\- ]?\s*[A-Z0-9_]*(?:KEY|TOKEN|TOKENS|SECRET)[A-Z0-9_]*=)(.+)$", re.M)
+# What mask_secrets finds in text cc-gateway prints (diffs of .env, config.yaml and settings.json, both sides):
+# NAME=value lines, "NAME": "value" JSON members and `name: value` YAML keys whose name says secret, the
+# value of key headers, and anything shaped like a provider key wherever it appears.
+_ENV_LINE = re.compile(r"^([+\- ]?[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*)(\S.*?)([ \t]*)$", re.M)
+_JSON_MEMBER = re.compile(r'("((?:[^"\\]|\\.)*)"[ \t]*:[ \t]*")((?:[^"\\]|\\.)+)(")')
+_YAML_MEMBER = re.compile(
+    r"^([+\- ]?[ \t]*(?:-[ \t]+)?([A-Za-z_][\w\-]*):[ \t]+)(['\"]?)([^'\"\s#][^'\"\n#]*?)(\3[ \t]*(?:#.*)?)$", re.M
+)
+_HEADER_VALUE = re.compile(
+    r"((?:x-litellm-api-key|x-api-key|authorization)[ \t]*:[ \t]*(?:bearer[ \t]+)?)([^\s\"',…]{6,})(?!…)", re.I
+)
+_KEY_SHAPE = re.compile(
+    r"(?<![\w-])((?:sk|pk|rk|ghp|gho|ghs|gsk|xox[abprs])[-_][A-Za-z0-9_\-]{8,}|AIza[A-Za-z0-9_\-]{20,})(?!…)"
+)
+_VARIABLE_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+def _secret_value(value: str) -> bool:
+    """Whether a value under a secret-sounding name is one (not a number, flag, reference or variable name)."""
+    value = value.strip().strip("'\"")
+    if not value or value.isdigit() or value.lower() in ("true", "false", "null", "none", "~"):
+        return False
+    return not (value.startswith("os.environ/") or _VARIABLE_NAME.fullmatch(value) or value.endswith("…"))
+
+
+def _mask_named(name: int, value: int) -> Callable[[re.Match[str]], str]:
+    def sub(match: re.Match[str]) -> str:
+        if not (is_secret_name(match.group(name)) and _secret_value(match.group(value))):
+            return match.group(0)
+        start, end = match.start(value) - match.start(0), match.end(value) - match.start(0)
+        return match.group(0)[:start] + mask(match.group(value)) + match.group(0)[end:]
+
+    return sub
 
 
 def mask_secrets(text: str) -> str:
-    """Hide secret values in .env-like text (diff lines included)."""
-    return _SECRET_LINE.sub(lambda m: m.group(1) + mask(m.group(2)), text)
+    """Hide every secret-looking value in text shown to a user (.env, YAML, JSON, diffs of them: both sides)."""
+    text = _ENV_LINE.sub(_mask_named(2, 3), text)
+    text = _JSON_MEMBER.sub(_mask_named(2, 3), text)
+    text = _YAML_MEMBER.sub(_mask_named(2, 4), text)
+    text = _HEADER_VALUE.sub(lambda m: m.group(1) + mask(m.group(2)), text)
+    return _KEY_SHAPE.sub(lambda m: mask(m.group(1)), text)
 
 
 class RedactingFilter(logging.Filter):

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cc_gateway.core.errors import GatewayError, UsageError
-from cc_gateway.gateway.folder import Gateway, RouteInfo, load_gateway
+from cc_gateway.gateway.folder import EnvFileError, Gateway, RouteInfo, load_gateway
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 FILES = "Files"
@@ -116,8 +116,12 @@ class Context:
         self.cwd = options.cwd or Path.cwd()
         self.gateway: Gateway | None = None
         self.load_error: GatewayError | None = None
+        self.env_error: GatewayError | None = None  # .env does not parse: its own row says so
         try:
             self.gateway = load_gateway(options.folder)
+        except EnvFileError as exc:
+            self.env_error = exc
+            self.gateway = load_gateway(options.folder, skip_env=True)
         except GatewayError as exc:
             self.load_error = exc
         self.latencies: dict[str, int] = {}

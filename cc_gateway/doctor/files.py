@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cc_gateway.core.secrets import is_placeholder, is_well_known_key
+from cc_gateway.core.secrets import MIN_KEY_LENGTH, is_placeholder, is_weak_key, is_well_known_key
 from cc_gateway.doctor.base import (
     FAIL,
     FILES,
@@ -32,28 +32,8 @@ from cc_gateway.doctor.base import (
 from cc_gateway.doctor.routes import would_use_responses_api
 from cc_gateway.gateway.folder import CHAT_FLAG, Gateway, env_ref
 from cc_gateway.gateway.providers import load_providers, provider_for_variable
+from cc_gateway.gateway.validate import config_problems, located_problem
 
-KNOWN_SECTIONS = {
-    "model_list",
-    "general_settings",
-    "litellm_settings",
-    "router_settings",
-    "environment_variables",
-    "include",
-    "guardrails",
-    "callback_settings",
-    "mcp_servers",
-    "mcp_tools",
-    "credential_list",
-    "search_tools",
-    "vector_store_registry",
-    "files_settings",
-    "finetune_settings",
-    "assistant_settings",
-    "model_group_settings",
-    "prompts",
-    "policies",
-}
 _KEY_SHAPE = re.compile(
     r"^(sk-[A-Za-z0-9_\-]{8,}|AIza[A-Za-z0-9_\-]{20,}|gsk_[A-Za-z0-9]{16,}|(AKIA|ASIA)[A-Z0-9]{16})$"
 )
@@ -71,105 +51,18 @@ def check_config(ctx: Context, row: Row) -> CheckResult:
     problems = config_problems(gw.config)
     if not problems:
         return row(OK, f"{gw.config_path}: {len(gw.routes)} routes, valid LiteLLM config")
-    from cc_gateway.core.yamledit import Doc
-
-    doc = Doc(gw.config_path.read_text(encoding="utf-8"), gw.config_path)
-    _, where, message, hint = problems[0]
-    line = doc.line_of(where)
     more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
     status = FAIL if any(p[0] == FAIL for p in problems) else WARN
-    location = f"{gw.config_path}:{line}" if line else str(gw.config_path)
-    return row(status, f"{location}: {_dotted(where)}: {message}{more}", hint)
-
-
-def _dotted(path: tuple[Any, ...]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(path))
-
-
-Problem = tuple[str, tuple[Any, ...], str, str]  # (status, key path, message, hint)
-
-
-def config_problems(config: dict[str, Any]) -> list[Problem]:
-    """Find what LiteLLM would reject or silently ignore in a config (a structural check, no LiteLLM import)."""
-    problems: list[Problem] = []
-    for key, value in config.items():
-        if key not in KNOWN_SECTIONS:
-            problems.append((WARN, (key,), "not a LiteLLM section: it is ignored", "check the spelling"))
-        elif key.endswith("_settings") and value is not None and not isinstance(value, dict):
-            problems.append((FAIL, (key,), "must be a mapping", "indent its keys under it"))
-    names = set()
-    for index, entry in enumerate(config.get("model_list") or []):
-        problems += _entry_problems(index, entry)
-        names.add(str(entry.get("model_name")))
-    problems += _reference_problems(config, names)
-    return sorted(problems, key=lambda p: p[0] != FAIL)
-
-
-def _entry_problems(index: int, entry: dict[str, Any]) -> list[Problem]:
-    where = ("model_list", index)
-    name, params = entry.get("model_name"), entry.get("litellm_params")
-    if not isinstance(name, str) or not name.strip():
-        return [(FAIL, (*where, "model_name"), "must be a non-empty string", "name the route")]
-    if not isinstance(params, dict):
-        return [(FAIL, (*where, "litellm_params"), "must be a mapping", "give it at least `model: provider/name`")]
-    model = params.get("model")
-    if not isinstance(model, str) or not model.strip():
-        return [(FAIL, (*where, "litellm_params", "model"), "missing: LiteLLM cannot route it", "set provider/model")]
-    found: list[Problem] = []
-    for key, value in params.items():
-        if isinstance(value, str) and value.startswith("os.environ/") and env_ref(value) is None:
-            found.append(
-                (
-                    FAIL,
-                    (*where, "litellm_params", key),
-                    f"{value!r} is not a valid variable reference",
-                    "use os.environ/NAME with letters, digits and _",
-                )
-            )
-    if "model_info" in entry and not isinstance(entry["model_info"], dict):
-        found.append((FAIL, (*where, "model_info"), "must be a mapping", "indent its keys under it"))
-    return found
-
-
-def _reference_problems(config: dict[str, Any], names: set[str]) -> list[Problem]:
-    """Aliases must point at routes; fallbacks should."""
-    found: list[Problem] = []
-    router = config.get("router_settings") or {}
-    for alias, target in (router.get("model_group_alias") or {}).items():
-        target = target.get("model") if isinstance(target, dict) else target
-        if target not in names:
-            found.append(
-                (
-                    FAIL,
-                    ("router_settings", "model_group_alias", alias),
-                    f"points at {target!r}, no such route",
-                    "point it at a model_name from model_list",
-                )
-            )
-    for section in ("router_settings", "litellm_settings"):
-        for index, item in enumerate((config.get(section) or {}).get("fallbacks") or []):
-            for source, targets in item.items() if isinstance(item, dict) else []:
-                for target in targets if isinstance(targets, list) else [targets]:
-                    if not _routed(str(target), names):
-                        found.append(
-                            (
-                                WARN,
-                                (section, "fallbacks", index),
-                                f"{source} falls back to {target!r}, which is not a route",
-                                "name an existing route",
-                            )
-                        )
-    return found
-
-
-def _routed(model: str, names: set[str]) -> bool:
-    return model in names or any("*" in n and fnmatch.fnmatch(model, n) for n in names)
+    detail, hint = located_problem(gw, problems[0])
+    return row(status, detail + more, hint)
 
 
 @check(FILES, ".env", needs_config=True)
 def check_env_file(ctx: Context, row: Row) -> CheckResult:
     """.env exists next to config.yaml and only its owner can read it."""
     path = ctx.gateway.env_path
+    if ctx.env_error is not None:
+        return row(FAIL, str(ctx.env_error), ctx.env_error.hint or "")
     if not path.exists():
         return row(FAIL, f"{path}: missing", "run `cc-gateway init` in that folder (it keeps config.yaml)"
         )
@@ -191,7 +84,9 @@ def check_variables(ctx: Context, row: Row) -> CheckResult:
     if not missing and not placeholders:
         optional = [v for v in used if v not in required and not gw.env.get(v, "").strip()]
         note = f" ({', '.join(optional)} empty: optional)" if optional else ""
-        return row(OK, f"the {len(used) - len(optional)} variables the config needs are set{note}")
+        count = len(used) - len(optional)
+        what = "the variable the config needs is set" if count == 1 else f"the {count} variables the config needs are set"
+        return row(OK, f"{what}{note}")
     first = (missing or placeholders)[0]
     state = "is not set" if first in missing else "is still a placeholder"
     others = [v for v in missing + placeholders if v != first]
@@ -234,11 +129,11 @@ def check_key_shapes(ctx: Context, row: Row) -> CheckResult:
 def _shape_problems(gw: Gateway) -> list[tuple[str, str, str]]:
     env, found = gw.env, []
     master = env.get("LITELLM_MASTER_KEY", "").strip()
-    if master and not is_placeholder(master) and not master.startswith("sk-"):
+    if master and not is_placeholder(master) and is_weak_key(master) and not is_well_known_key(master):
         found.append(
             (
                 FAIL,
-                "LITELLM_MASTER_KEY does not start with sk- (serve refuses it)",
+                f"LITELLM_MASTER_KEY is not sk- and at least {MIN_KEY_LENGTH} characters (serve refuses it)",
                 "run `cc-gateway init` again to generate one",
             )
         )

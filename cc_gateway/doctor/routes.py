@@ -35,7 +35,10 @@ PROBE_TOOL = {
     "input_schema": {"type": "object", "properties": {}},
 }
 PROBE_PROMPT = "Reply with the single word: ok"
-_CONNECT = re.compile(r"Cannot connect to host|Connection refused|Connect call failed|ConnectError|APIConnectionError")
+# The words of aiohttp, httpx and the OpenAI SDK (LiteLLM passes on its "Connection error.") for a refused connection.
+_CONNECT = re.compile(
+    r"Cannot connect to host|Connection refused|Connect call failed|ConnectError|APIConnectionError|Connection error\."
+)
 
 
 # =========================================================================== Routes

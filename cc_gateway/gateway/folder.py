@@ -140,8 +140,16 @@ def locate_config(folder: Path | None, config: Path | None) -> Path:
     return path
 
 
-def load_gateway(folder: Path | None = None, config: Path | None = None) -> Gateway:
-    """Read a gateway folder (config.yaml + .env)."""
+class EnvFileError(ConfigError):
+    """The folder's .env does not parse (config.yaml may be fine)."""
+
+
+def load_gateway(folder: Path | None = None, config: Path | None = None, *, skip_env: bool = False) -> Gateway:
+    """Read a gateway folder (config.yaml + .env; `skip_env`: config.yaml only, as if .env were empty).
+
+    Raises:
+        EnvFileError: .env does not parse (the error names its line).
+    """
     path = locate_config(folder, config)
     data = load_yaml(path)
     if not isinstance(data, dict):
@@ -154,7 +162,10 @@ def load_gateway(folder: Path | None = None, config: Path | None = None) -> Gate
                 f"{path}: model_list[{index}]: needs model_name and litellm_params",
                 hint="compare with a file rendered by `cc-gateway init`",
             )
-    env_file = load_env_file(path.parent / ENV)
+    try:
+        env_file = {} if skip_env else load_env_file(path.parent / ENV)
+    except ConfigError as exc:
+        raise EnvFileError(str(exc), hint=exc.hint) from None
     header = _HEADER.search(path.read_text(encoding="utf-8").split("\n", 1)[0])
     return Gateway(
         folder=path.parent,

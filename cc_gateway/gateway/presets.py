@@ -128,7 +128,12 @@ def _find(name: str) -> Any:
     packaged = _package_dir() / f"{name}.yaml"
     if name and not name.startswith("_") and packaged.is_file():
         return packaged
-    raise UsageError(f"unknown preset {name!r}", hint=f"valid presets: {', '.join(preset_names())}")
+    import difflib
+
+    names = preset_names()
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    guess = f" (did you mean {close[0]!r}?)" if close else ""
+    raise UsageError(f"unknown preset {name!r}{guess}", hint=f"valid presets: {', '.join(names)}")
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cc_gateway.core import paths
 from cc_gateway.core.envfile import load_env_file
 from cc_gateway.core.errors import UsageError
-from cc_gateway.core.files import FileSpec, Plan, ensure_writable_dir, plan_files
+from cc_gateway.core.files import SECRET_MODE, Action, FileSpec, Plan, atomic_write, ensure_writable_dir, plan_files
 from cc_gateway.core.secrets import is_placeholder, is_weak_key
 from cc_gateway.gateway.presets import Preset
 from cc_gateway.gateway.providers import load_providers
@@ -89,7 +93,54 @@ def plan_init(request: InitRequest) -> InitResult:
     )
     files = render(preset, answers)
     plan = plan_files({request.folder / name: FileSpec(text, mode) for name, (text, mode) in files.items()})
+    plan = _replace_what_init_wrote(plan, request.folder)
     return InitResult(plan, answers, _shape_warnings(preset, values), _missing(preset, values))
+
+
+# A file init wrote and nobody changed since is not a conflict (e.g. `init --preset anthropic` over the
+# demo folder): it is replaced, keeping NAME.bak. What init wrote is recorded as hashes in cc-gateway's state
+# folder (never in the gateway folder, which may be shared or built into an image; never a value of .env).
+
+
+def record_path(folder: Path) -> Path:
+    """Where the record of what init wrote in `folder` lives."""
+    digest = hashlib.sha256(str(folder.expanduser().absolute().resolve()).encode()).hexdigest()[:20]
+    return paths.home() / "init-written" / f"{digest}.json"
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def written_by_init(folder: Path) -> dict[str, str]:
+    """Return {file name: sha256} of what init last wrote in `folder` (empty when unknown or unreadable)."""
+    try:
+        data = json.loads(record_path(folder).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    files = data.get("files") if isinstance(data, dict) else None
+    return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
+
+
+def _replace_what_init_wrote(plan: Plan, folder: Path) -> Plan:
+    """Turn each conflict whose file is exactly what init last wrote into a replace (no --force needed)."""
+    record = written_by_init(folder)
+    changes = []
+    for change in plan.changes:
+        owned = change.old is not None and record.get(change.path.name) == _sha(change.old)
+        if change.action is Action.CONFLICT and owned:
+            change = dataclasses.replace(change, action=Action.REPLACE)
+        changes.append(change)
+    return Plan(changes)
+
+
+def record_written(plan: Plan, folder: Path) -> None:
+    """Remember what init wrote in `folder` (call after applying the plan): hashes only."""
+    files = {c.path.name: _sha(c.new) for c in plan.changes}
+    where = record_path(folder)
+    where.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data = {"folder": str(folder.expanduser().absolute()), "files": files}
+    atomic_write(where, json.dumps(data, indent=1, sort_keys=True) + "\n", mode=SECRET_MODE)
 
 
 def _good_key(value: str) -> bool:

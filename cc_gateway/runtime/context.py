@@ -23,6 +23,7 @@ class RequestInfo:
     stream: bool = False  # the client asked for a streamed response
     retry_after: str | None = None
     unavailable: str | None = None
+    error: str = ""  # the error message the client got (status >= 400), for the access line
     token_mode: str | None = None  # the Claude pool's mode (rotate/passthrough), decided once per request
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
+from cc_gateway.core.secrets import is_placeholder
 from cc_gateway.runtime import context
 
 log = logging.getLogger("cc_gateway.hooks")
@@ -74,7 +75,7 @@ def _configured_key_variables() -> dict[tuple[str, str], str]:
 
 
 def missing_key_variable(deployment: dict[str, Any]) -> str | None:
-    """Return the name of the deployment's key variable when it is empty, else None."""
+    """Return the name of the deployment's key variable when it is empty or a placeholder, else None."""
     params = deployment.get("litellm_params") or {}
     raw = params.get("api_key")
     name = (deployment.get("model_info") or {}).get("cc_gateway_key_env")
@@ -83,7 +84,7 @@ def missing_key_variable(deployment: dict[str, Any]) -> str | None:
     if not name:
         key = (str(deployment.get("model_name")), str(params.get("model")))
         name = _configured_key_variables().get(key)
-    if name and not os.environ.get(name, "").strip():
+    if name and is_placeholder(os.environ.get(name)):
         return name
     return None
 

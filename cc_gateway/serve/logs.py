@@ -36,9 +36,13 @@ def configure_logging(level: str, environ: dict[str, str]) -> None:
         lib.setLevel(numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))
         # On the logger too: LiteLLM attaches a handler of its own while it imports (before the
         # second call), and a logger's filters run whatever handler prints the record.
-        lib.filters[:] = [f for f in lib.filters if not isinstance(f, RedactingFilter | _IrrelevantFilter)]
+        lib.filters[:] = [
+            f for f in lib.filters if not isinstance(f, RedactingFilter | _IrrelevantFilter | _FailedCallFilter)
+        ]
         lib.addFilter(redactor)
         lib.addFilter(_IrrelevantFilter())
+        if numeric > logging.DEBUG:
+            lib.addFilter(_FailedCallFilter())
     logging.getLogger("uvicorn.access").disabled = True
 
 
@@ -53,9 +57,23 @@ class _TracebackFilter(logging.Filter):
         """Replace a traceback message by its final line."""
         message = record.getMessage()
         if message.startswith("Traceback (most recent call last):"):
-            last = [line for line in message.strip().splitlines() if line.strip()][-1]
-            record.msg, record.args = f"LiteLLM could not start: {last.strip()}", None
+            last = [line for line in message.strip().splitlines() if line.strip()][-1].strip()
+            if last.endswith("CancelledError"):
+                return False  # start-up cut short by a second Ctrl-C: a stop asked for, not a failure
+            record.msg, record.args = f"LiteLLM could not start: {last}", None
         return True
+
+
+class _FailedCallFilter(logging.Filter):
+    """Below debug: drop LiteLLM's report of a failed LLM call (its error, then a ~280-line traceback, per
+    request). An upstream that is down is an expected condition: the request's access line carries the
+    error the client got, one line per request; --log-level debug keeps LiteLLM's report."""
+
+    PREFIX = "litellm.proxy.proxy_server._handle_llm_api_exception()"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every other record."""
+        return not str(record.msg).startswith(self.PREFIX)
 
 
 class _IrrelevantFilter(logging.Filter):

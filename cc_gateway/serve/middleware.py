@@ -35,6 +35,10 @@ log = logging.getLogger("cc_gateway.access")
 
 READINESS = ("/health/readiness",)
 HEALTH = ("/health/liveliness", "/health/liveness", "/health/readiness")
+#: Claude Code's connectivity check (HEAD, or GET, on ANTHROPIC_BASE_URL + /api/hello, with no key unless
+#: CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC is set): answered 200 without a key, as Anthropic's API does.
+HELLO = "/api/hello"
+HELLO_BODY = b'{"message":"hello"}'
 _ANTHROPIC_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -133,6 +137,18 @@ def reshape_error(body: bytes, anthropic: bool, status: int) -> bytes:
     else:
         message = str(err if "error" in data else data.get("detail", data))
     return error_body(anthropic, status, message)
+
+
+def _error_message(body: bytes, limit: int = 200) -> str:
+    """The message of an error body (either format), on one line and at most `limit` characters."""
+    try:
+        data = json.loads(body)
+        error = data.get("error", data) if isinstance(data, dict) else data
+        message = str(error.get("message") or "") if isinstance(error, dict) else str(error)
+    except ValueError:
+        message = body.decode("utf-8", "replace")
+    message = " ".join(message.split())
+    return message if len(message) <= limit else message[: limit - 1] + "…"
 
 
 @functools.cache
@@ -312,6 +328,9 @@ class GatewayMiddleware:
         exchange = Exchange(self, scope, send, anthropic, info)
         self.drain.enter()
         try:
+            if path == HELLO and scope["method"] in ("GET", "HEAD"):
+                await exchange.hello()
+                return
             refused = exposure.refusal(scope["method"], path, scope["headers"])
             if refused is not None:  # an admin/unused LiteLLM route without the master key, or not JSON
                 await exchange.error(*refused)
@@ -325,7 +344,7 @@ class GatewayMiddleware:
             if path not in HEALTH:
                 elapsed = (time.perf_counter() - started) * 1000
                 log.info(
-                    "%s %s model=%s route=%s upstream=%s status=%s %.0fms",
+                    "%s %s model=%s route=%s upstream=%s status=%s %.0fms%s",
                     info.method,
                     path,
                     info.model or "-",
@@ -333,6 +352,7 @@ class GatewayMiddleware:
                     info.upstream or "-",
                     exchange.status,
                     elapsed,
+                    f" error={json.dumps(info.error)}" if info.error and exchange.status >= 400 else "",
                 )
 
     async def _limit_body(self, scope: Scope, receive: Receive, exchange: Exchange) -> Receive | None:
@@ -397,6 +417,14 @@ class Exchange:
         """Answer with cc-gateway's own error (in the caller's format)."""
         self.status = status
         await send_error(self.downstream, self.anthropic, status, message, headers)
+
+    async def hello(self) -> None:
+        """Answer Claude Code's connectivity check."""
+        self.status = 200
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(HELLO_BODY)).encode())]
+        await self.downstream({"type": "http.response.start", "status": 200, "headers": headers})
+        body = b"" if self.scope["method"] == "HEAD" else HELLO_BODY
+        await self.downstream({"type": "http.response.body", "body": body, "more_body": False})
 
     async def serve(self, receive: Receive) -> None:
         """Run LiteLLM's app, reshaping errors and guarding streams on the way out."""
@@ -497,6 +525,7 @@ class Exchange:
                 return
         body = reshape_error(_decoded(bytes(self.buffer), start["headers"]), self.anthropic, start["status"])
         body = scrub_secrets(body)  # an upstream may quote the credential it refused
+        self.info.error = _error_message(body)
         dropped = (b"content-length", b"content-type", b"content-encoding")
         headers = [(k, v) for k, v in start["headers"] if k.lower() not in dropped]
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cc_gateway.core.envfile import apply_to_environ
 from cc_gateway.core.errors import ConfigError, GatewayError, PortInUse, UsageError
-from cc_gateway.core.secrets import is_loopback, is_weak_key
+from cc_gateway.core.secrets import is_loopback, is_placeholder, is_weak_key
 from cc_gateway.gateway.folder import Gateway, load_gateway
 
 DEFAULT_BODY_LIMIT = 32 << 20
@@ -63,7 +63,9 @@ def preflight(options: ServeOptions) -> Preflight:
         raise UsageError(f"unknown log level {options.log_level!r}", hint=f"use one of: {', '.join(LOG_LEVELS)}")
     if options.workers is not None and options.workers < 1:
         raise UsageError("--workers must be at least 1")
+    _check_config_name(options.config)
     gateway = load_gateway(options.folder, options.config)
+    _check_config(gateway)
     apply_to_environ(gateway.env_file)
     gateway.env = dict(os.environ)
     port = options.port or gateway.port
@@ -79,6 +81,25 @@ def preflight(options: ServeOptions) -> Preflight:
     result.workers, result.workers_reason = choose_workers(gateway, options.workers)
     check_port_free(options.host, port)
     return result
+
+
+def _check_config_name(config: Path | None) -> None:
+    """LiteLLM loads a config file only when its name ends in .yaml or .yml: refuse any other (it would
+    start with no routes at all)."""
+    if config is not None and config.suffix.lower() not in (".yaml", ".yml"):
+        raise UsageError(
+            f"--config {config}: LiteLLM loads only files whose name ends in .yaml or .yml",
+            hint=f"rename it (e.g. {config.with_suffix('.yaml').name}) or pass --dir with its folder",
+        )
+
+
+def _check_config(gateway: Gateway) -> None:
+    """doctor's structural checks of config.yaml, before LiteLLM loads (seconds) and fails on it."""
+    from cc_gateway.gateway.validate import config_failure
+
+    failure = config_failure(gateway)
+    if failure is not None:
+        raise ConfigError(failure[0], hint=failure[1])
 
 
 def _runtime_warnings(gateway: Gateway) -> list[str]:
@@ -131,14 +152,15 @@ def _without_master_key(gateway: Gateway) -> None:
 
 
 def _check_routes(result: Preflight) -> None:
-    """Name the routes whose key variable is empty; they are served as unavailable (503)."""
+    """Name the routes whose key variable is empty or a placeholder; they are served as unavailable (503)."""
     for route in result.gateway.routes:
-        if route.key_env and not result.gateway.env.get(route.key_env, "").strip():
+        if route.key_env and is_placeholder(result.gateway.env.get(route.key_env)):
             result.unavailable[route.name] = route.key_env
     if result.unavailable and len(result.unavailable) == len(result.gateway.routes):
         first = next(iter(result.unavailable.values()))
         raise ConfigError(
-            f"{result.gateway.env_path}: every route needs a key that is not set (first: {first})",
+            f"{result.gateway.env_path}: every route needs a key that is not set or still a placeholder "
+            f"(first: {first})",
             hint=f"set {first} in .env (or in the environment) and start again",
         )
 

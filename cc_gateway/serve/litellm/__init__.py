@@ -13,6 +13,7 @@ Checked against LiteLLM 1.106.2 and FastAPI as locked.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,7 @@ class Internal:
 
 
 INTERNALS: tuple[Internal, ...] = (
-    Internal("litellm.proxy.proxy_server.app, save_worker_config", "serve/litellm/boot.py",
+    Internal("litellm.proxy.proxy_server.app", "serve/litellm/boot.py",
              "LiteLLM's proxy app, booted in-process (what `litellm --config` does)"),
     Internal("litellm.proxy.proxy_server.llm_router", "runtime/hooks.py current_router()",
              "the live router: deployments for a model, fallbacks (hooks, multi-provider hygiene)"),
@@ -80,10 +81,54 @@ def _streampath(app: Any) -> bool:
     return streampath.install()
 
 
+def _no_model_info_refresh(app: Any) -> bool:
+    """LiteLLM asks each OpenAI-compatible upstream for GET /v1/models at start (then hourly), per route and
+    per worker, to learn token limits; cc-gateway's routes carry max_output_tokens, so the calls only cost."""
+    from litellm.proxy import proxy_server
+
+    event = getattr(proxy_server, "ProxyStartupEvent", None)
+    if event is None or not hasattr(event, "refresh_model_info"):
+        return False
+
+    async def refresh_model_info() -> None:
+        return None
+
+    event.refresh_model_info = staticmethod(refresh_model_info)
+    return True
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_BANNER = re.compile(r"^\x1b\[32m(?:LiteLLM: Proxy initialized with Config, Set models:| {4}\S.*)\x1b\[0m$")
+
+
+def _quiet_banner(app: Any) -> bool:
+    """LiteLLM prints its route list in green once per worker (raw colour codes in a log file); the ready
+    panel lists the routes once. Its other prints lose their colour codes when stdout is not a terminal."""
+    import builtins
+    import sys
+
+    from litellm.proxy import proxy_server
+
+    def quiet_print(*args: Any, **kwargs: Any) -> None:
+        text = " ".join(str(a) for a in args)
+        if _BANNER.match(text):
+            return
+        stream = kwargs.get("file") or sys.stdout
+        if not (hasattr(stream, "isatty") and stream.isatty()):
+            args = tuple(_ANSI.sub("", str(a)) for a in args)
+        builtins.print(*args, **kwargs)
+
+    proxy_server.print = quiet_print  # the module's prints find this before the builtin
+    return True
+
+
 PATCHES: tuple[Patch, ...] = (
     Patch("fastroute", "route cache for /v1/messages, /v1/chat/completions, count_tokens, /v1/models", _fastroute),
     Patch("streampath", "LiteLLM's own stream fast path for streams its /v1/responses id hook leaves alone",
           _streampath),
+    Patch("no_model_info_refresh", "no GET /v1/models to every upstream at start and hourly (routes carry limits)",
+          _no_model_info_refresh),
+    Patch("quiet_banner", "LiteLLM's per-worker route list (with colour codes) left out of the log", _quiet_banner),
 )
 
 

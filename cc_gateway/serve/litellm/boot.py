@@ -33,14 +33,12 @@ def quiet_environment(config_path: Path) -> None:
 
 def build_app(drain: Any, body_limit: int) -> Any:
     """Import LiteLLM's proxy app (slow: ~5 s) and wrap it in cc-gateway's middleware."""
-    from litellm.proxy.proxy_server import app, save_worker_config
+    # The config reaches LiteLLM as CONFIG_FILE_PATH (quiet_environment); LiteLLM reads WORKER_CONFIG only
+    # without it, so no save_worker_config call here.
+    from litellm.proxy.proxy_server import app
 
-    from cc_gateway.serve.middleware import GatewayMiddleware
-
-    # request_timeout=None as `litellm --config` does: a number here would override the config's
-    # router_settings.timeout on every request.
-    save_worker_config(config=os.environ["CONFIG_FILE_PATH"], drop_params=True, request_timeout=None)
     from cc_gateway.serve.litellm import install_patches
+    from cc_gateway.serve.middleware import GatewayMiddleware
 
     install_patches(app)
     return GatewayMiddleware(app, drain=drain, body_limit=body_limit)
