@@ -13,7 +13,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Gateway, claude_bin, cli_env, free_port, init_gateway, read_env, run_cli, start_gateway
+from conftest import (
+    Gateway,
+    claude_bin,
+    claude_bin_oldest,
+    cli_env,
+    free_port,
+    init_gateway,
+    read_env,
+    run_cli,
+    start_gateway,
+)
 from fakeupstream import FakeUpstream, Fault
 
 from cc_gateway import doctor
@@ -45,8 +55,10 @@ BROKEN_ROUTES = """  - model_name: dead
 
 
 def _path_env() -> str:
-    """PATH with the test set-up's Claude Code CLI first."""
-    binary = claude_bin()
+    """PATH with the test set-up's Claude Code CLI first: the release cc-gateway's model data describes
+    (2.1.197, the oldest supported), so a healthy gateway is all "ok"; on a newer CLI the CLI row warns
+    that the data is for 2.1.197, as it should."""
+    binary = claude_bin_oldest() or claude_bin()
     prefix = f"{Path(binary).parent}{os.pathsep}" if binary else ""
     return prefix + os.environ.get("PATH", "")
 
