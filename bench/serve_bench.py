@@ -106,7 +106,7 @@ async def _batch(job: dict) -> dict:
         async def worker() -> None:
             for _ in todo:
                 try:
-                    latencies.append(await _one(client, url, headers, BODY, job["streamed"]))
+                    latencies.append(await _one(client, url, headers, job.get("body", BODY), job["streamed"]))
                 except Exception as exc:  # counted and reported, never silently dropped
                     errors.append(f"{type(exc).__name__}: {exc}")
 

@@ -300,7 +300,10 @@ def test_missing_variable(broken: tuple[Gateway, Path]) -> None:
     variables = row(report, "variables")
     assert variables["status"] == "fail"
     assert variables["detail"] == "SPARE_API_KEY is not set (route spare answers 503)"
-    assert variables["hint"] == f"set SPARE_API_KEY in {gateway.folder / '.env'}, then restart the gateway"
+    assert variables["hint"] == (
+        f"set SPARE_API_KEY in {gateway.folder / '.env'}; "
+        "the gateway applies .env on save: the 'loaded config' row says whether it did"
+    )
     assert row(report, "route spare")["detail"] == "SPARE_API_KEY is not set, so the route answers 503"
 
 

@@ -7,6 +7,7 @@ writes are imitated the way it does them (it rewrites the whole JSON file).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -446,3 +447,52 @@ def test_setup_claude_refuses_a_placeholder_master_key(demo: Path) -> None:
     set_env_value(demo, "LITELLM_MASTER_KEY", "changeme")
     done = run_cli("setup-claude", "--dir", str(demo), "--dry-run")
     assert done.returncode == 1 and "placeholder" in done.stderr and "changeme" not in done.stdout
+
+
+def test_no_spinner_left_among_log_lines_on_a_terminal(tmp_path: Path) -> None:
+    """On a terminal the spinner stops before the server and its workers log: a Ctrl-C while the config
+    loads leaves no spinner fragment in front of a log line or on the prompt."""
+    import pty
+    import select
+
+    folder = init_gateway(tmp_path / "gw", "openai-backed", "--key", f"OPENAI_API_KEY={PROVIDER_KEY}")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: serve on a terminal
+        os.environ.update(cli_env(), TERM="xterm", COLUMNS="120")
+        os.execv(sys.executable, [sys.executable, "-m", "cc_gateway", "serve", "--dir", str(folder),
+                                  "--port", str(free_port()), "--workers", "2"])
+    output, sent, deadline = b"", False, time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            if not sent and b"Waiting for application startup" in output:
+                os.write(fd, b"\x03")
+                sent = True
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+    text = output.decode("utf-8", "replace")
+    assert sent, text
+    after_logs = text[text.index("uvicorn.error"):]
+    assert not re.search("[\u2800-\u28ff]", after_logs), after_logs  # no spinner frame once the server logs
+
+
+def test_project_scope_removes_copies_an_older_run_left_in_the_local_file(demo: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / ".claude").mkdir(parents=True)
+    port = read_env(demo)["CC_GATEWAY_PORT"]
+    local_file = project / ".claude" / "settings.local.json"
+    local_file.write_text(json.dumps({"env": {"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}", "MINE": "x"}}))
+    done = run_cli("setup-claude", "--dir", str(demo), "--scope", "project", cwd=project)
+    assert done.returncode == 0, done.stderr
+    local = json.loads(local_file.read_text())["env"]
+    assert local == {"MINE": "x", "ANTHROPIC_AUTH_TOKEN": read_env(demo)["LITELLM_MASTER_KEY"]}

@@ -107,7 +107,9 @@ def render(folder: Path, ups: dict, *keys: str) -> Path:
         "--api-base", f"anthropic={ups['anthropic'].url}",
     ]  # fmt: skip
     key_flags = [flag for key in keys for flag in ("--key", key)]
-    return init_gateway(folder, "multi-provider", *bases, *key_flags)
+    # These tests are about the pool, credentials and fallbacks of each route: without the preset's
+    # routing rules, which would send haiku ids to glm-fast (tests/test_routing_e2e.py covers those).
+    return init_gateway(folder, "multi-provider", *bases, *key_flags, "--option", "rules=off")
 
 
 THIRD_PARTY_KEYS = ("ZAI_API_KEY=zai-key-0123456789abcdefgh", "KIMI_API_KEY=sk-kimi-0123456789abcdefgh",

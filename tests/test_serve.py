@@ -162,7 +162,7 @@ def test_one_access_line_per_request_with_its_facts(gw: Gateway, up: FakeUpstrea
     marker = f"claude-sonnet-4-5-logcheck-{time.monotonic_ns()}"  # served by the claude-* route
     assert post(gw, "/v1/messages", {**messages(), "model": marker}).status_code == 200
     line = wait_for_line(gw, rf"POST /v1/messages model={marker} ")
-    assert re.search(rf"model={marker} route=claude-\* upstream=\S*gpt-5 status=200 \d+ms$", line), line
+    assert re.search(rf"model={marker} route=claude-\* rule=- upstream=\S*gpt-5 status=200 \d+ms$", line), line
     assert sum(marker in line for line in access_lines(gw, "/v1/messages")) == 1
 
 

@@ -224,6 +224,13 @@ def planned_change(path: Path, updates: Mapping[str, object], *, section: str | 
     return FileChange(path, text, new, private, dict(updates), section)
 
 
+def _env_block(path: Path) -> dict[str, object]:
+    """The env block of a settings file ({} when the file or the block is missing)."""
+    _, doc = settings.read_settings(path)
+    env = doc.value.get("env") if doc is not None and isinstance(doc.value, dict) else None
+    return env if isinstance(env, dict) else {}
+
+
 def env_updates(values: Mapping[str, str]) -> dict[str, str | None]:
     """The owned keys to set, in cc-gateway's order."""
     return {name: values[name] for name in OWNED_VARS if name in values}
@@ -251,7 +258,10 @@ def plan_setup(
         plan.changes.append(planned_change(target, public, section="env", private=False))
         # Only the key: the local file beats the shared one, so a copy of the URL or models there would
         # silently hide a teammate's later edit of the shared file.
-        plan.changes.append(planned_change(local, env_updates(client.secrets), section="env", private=True))
+        # Copies an older cc-gateway left there (the same values the shared file now gets) go.
+        local_env = _env_block(local)
+        stale = {k: None for k, v in client.public.items() if k in OWNED_VARS and local_env.get(k) == v}
+        plan.changes.append(planned_change(local, {**env_updates(client.secrets), **stale}, section="env", private=True))
         plan.warnings.append(
             f"the gateway key goes to {local} (personal, not committed), not to {target}, which is usually "
             "committed; pass --allow-secret-in-project to put it there anyway"

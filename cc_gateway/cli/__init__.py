@@ -13,7 +13,7 @@ from cc_gateway.cli.app import app
 __all__ = ["app", "main"]
 
 #: The command modules, in the order `--help` lists their commands.
-COMMAND_MODULES = ("init", "serve", "routes", "claude", "doctor")
+COMMAND_MODULES = ("init", "serve", "routes", "route_explain", "claude", "doctor")
 
 
 def _register() -> None:

@@ -51,13 +51,16 @@ def init(
     keys = pairs(key, "--key", allow_bare=True)
     if not yes and sys.stdin.isatty() and sys.stdout.isatty():
         preset, folder, port, keys = _wizard(preset, folder, port, keys)
+    options = pairs(option, "--option")
+    if not yes and sys.stdin.isatty() and sys.stdout.isatty():
+        _ask_rules(preset or "demo", options)
     request = scaffold.InitRequest(
         preset=load_preset(preset or "demo"),
         folder=(folder or Path.cwd()).expanduser().absolute(),
         port=scaffold.DEFAULT_PORT if port is None else port,
         keys=keys,
         api_bases=pairs(api_base, "--api-base"),
-        options=pairs(option, "--option"),
+        options=options,
     )
     result = scaffold.plan_init(request)
     for message in result.warnings:
@@ -91,6 +94,27 @@ def _image_inputs(request: Any, *, dry_run: bool) -> None:
     colours = {"create": "green", "identical": "dim", "update": "yellow"}
     for action, path in write_image_inputs(request.folder, bridge=uses_bridge(request.preset), dry_run=dry_run):
         err().print(f"  [{colours[action]}]{action:>9}[/] {escape(str(path))}")
+
+
+def _ask_rules(preset: str, options: dict[str, str]) -> None:
+    """Offer the preset's routing rules (README "Routing rules"); no sets `--option rules=off`."""
+    import questionary
+
+    from cc_gateway.gateway.presets import load_preset
+
+    rules = load_preset(preset).routing_rules
+    if not rules or "rules" in options:
+        return
+    summary = "; ".join(f"{kind} -> {_rule_target(value)}" for rule in rules for kind, value in rule.items())
+    if not questionary.confirm(f"Routing rules ({summary})?", default=True).unsafe_ask():
+        options["rules"] = "off"
+
+
+def _rule_target(value: object) -> str:
+    if isinstance(value, dict):
+        above = f" above {value['above_tokens']:,} tokens" if "above_tokens" in value else ""
+        return f"{value.get('route') or value.get('to')}{above}"
+    return str(value)
 
 
 def _wizard(

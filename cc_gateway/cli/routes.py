@@ -33,13 +33,21 @@ def add_model(
     replace: Annotated[bool, typer.Option("--replace", help="Replace a route of the same name.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the diff; write nothing.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Re-point an --alias that already exists.")] = False,
+    purposes: Annotated[
+        list[str],
+        typer.Option("--for", help="Send these requests here: background, subagent, long-context, image (repeatable)."),
+    ] = [],  # noqa: B006 - typer needs a literal default
+    above_tokens: Annotated[
+        int | None, typer.Option("--above-tokens", help="With --for long-context: the token count past which it fires.")
+    ] = None,
 ) -> None:
     """Add a route to config.yaml (comments and layout kept) and its variables to .env."""
     from cc_gateway.gateway import route_edit as routes
 
     name, provider, model, api_base = _route_wizard(name, provider, model, api_base)
     request = routes.NewRoute(
-        name, provider, model, api_base, key_env, tuple(alias), fallback_for, max_tokens, replace, force
+        name, provider, model, api_base, key_env, tuple(alias), fallback_for, max_tokens, replace, force,
+        tuple(purposes), above_tokens,
     )
     edit = routes.plan_add(folder, request)
     _finish_edit(edit, dry_run)
@@ -92,6 +100,22 @@ def _finish_edit(edit: Any, dry_run: bool) -> None:
         return
     for made in apply_edit(edit):
         err().print(f"[dim]kept a copy of the old file: {made}[/]")
+    _tell_running_gateway(next(c.path for c in edit.plan.changes if c.path.name != ".env"), applied=True)
+
+
+def _tell_running_gateway(config_path: Path, *, applied: bool = False) -> None:
+    """Say whether the folder's running gateway serves the files (after an edit: wait for its reload)."""
+    from cc_gateway.gateway.fingerprint import running_state
+
+    state = running_state(config_path, wait=30.0 if applied else 0.0)
+    if state is None or (state.current and not applied):
+        return
+    if state.current:
+        err().print("the running gateway serves the change now", markup=False)
+    elif state.state == "reloading":
+        warn("the running gateway is still applying it; `cc-gateway models` says when it is done")
+    else:
+        warn(state.message)
 
 
 @app.command("remove-model")
@@ -131,6 +155,7 @@ def models(
     if info["fallbacks"]:
         lines += ["", "fallbacks:", *(f"  {r} -> {', '.join(t)}" for r, t in info["fallbacks"].items())]
     typer.echo("\n".join(lines))
+    _tell_running_gateway(Path(info["config"]))
 
 
 def _key_state(route: dict[str, Any]) -> str:

@@ -31,6 +31,21 @@ def serve(
         bool, typer.Option("--allow-open", help="Allow running with no master key and no static token.")
     ] = False,
     drain: Annotated[float, typer.Option("--drain-seconds", help="How long in-flight requests may finish.")] = 30.0,
+    watch: Annotated[
+        bool, typer.Option("--reload/--no-reload", help="Apply edits of config.yaml/.env on save (SIGHUP always).")
+    ] = True,
+    header_timeout: Annotated[
+        float | None, typer.Option("--header-timeout", help="Seconds a client has to send its headers [10].")
+    ] = None,
+    idle_timeout: Annotated[
+        int | None, typer.Option("--idle-timeout", help="Seconds an idle kept-alive connection stays open [30].")
+    ] = None,
+    max_header_bytes: Annotated[
+        int | None, typer.Option("--max-header-bytes", help="Request line + headers limit (431 past it) [65536].")
+    ] = None,
+    max_connections: Annotated[
+        int | None, typer.Option("--max-connections", help="Open connections per worker (503 past it) [1000].")
+    ] = None,
 ) -> None:
     """Run the gateway (LiteLLM's proxy, in this process) until Ctrl-C or SIGTERM."""
     from cc_gateway.serve.preflight import ServeOptions, preflight
@@ -45,6 +60,13 @@ def serve(
         log_level=log_level.lower(),
         allow_open=allow_open,
         drain_seconds=drain,
+        reload=watch,
+        http_limits={
+            "header_timeout": header_timeout,
+            "idle_timeout": idle_timeout,
+            "max_header_bytes": max_header_bytes,
+            "max_connections": max_connections,
+        },
     )
     pre = preflight(options)
     for message in pre.warnings:
@@ -54,8 +76,19 @@ def serve(
     console = err()
     status = console.status("starting the gateway", spinner="dots")
     status.start()
-    # Without a terminal the spinner shows nothing: print each step as a line instead.
-    progress = status.update if console.is_terminal else lambda step: console.print(f"[dim]{step}…[/]")
+    steps: list[str] = []
+
+    def progress(step: str) -> None:
+        """The spinner covers LiteLLM's import only: from the next step on, the server (and each forked
+        worker, writing to the same terminal) logs lines, which would leave spinner fragments between them
+        and after a Ctrl-C. Without a terminal every step is a line."""
+        steps.append(step)
+        if console.is_terminal and len(steps) == 1:
+            status.update(step)
+            return
+        status.stop()
+        console.print(f"[dim]{step}…[/]")
+
     try:
         code = run(pre, progress=progress, on_ready=lambda: _ready(status, pre))
     finally:
@@ -74,4 +107,6 @@ def _ready(status: Any, pre: Any) -> None:
         lines.append(f"Aliases: {', '.join(pre.gateway.aliases)}")
     lines += ["", "Claude Code needs:"] + [f"  {line}" for line in pre.client_lines]
     lines += ["", "Ctrl-C stops it (requests in flight are allowed to finish)."]
+    if pre.options.reload and hasattr(__import__("os"), "fork"):
+        lines.append("Edits of config.yaml and .env apply on save, without a restart.")
     err().print(Panel("\n".join(lines), title="cc-gateway ready", expand=False))

@@ -28,7 +28,7 @@ from cc_gateway.doctor.base import (
 __all__ = ["CheckResult", "DoctorOptions", "Report", "run_checks"]
 
 #: The check modules, in report order within each group (each registers its checks when imported).
-CHECK_MODULES = ("files", "gateway", "claude")
+CHECK_MODULES = ("files", "routing", "gateway", "claude")
 
 
 def run_checks(options: DoctorOptions) -> Report:

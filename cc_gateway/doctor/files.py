@@ -29,6 +29,7 @@ from cc_gateway.doctor.base import (
     check,
     split_list,
 )
+from cc_gateway.doctor.gateway import apply_hint
 from cc_gateway.doctor.routes import would_use_responses_api
 from cc_gateway.gateway.folder import CHAT_FLAG, Gateway, env_ref
 from cc_gateway.gateway.providers import load_providers, provider_for_variable
@@ -92,7 +93,7 @@ def check_variables(ctx: Context, row: Row) -> CheckResult:
     others = [v for v in missing + placeholders if v != first]
     extra = f"; also {', '.join(others)}" if others else ""
     detail = f"{first} {state}{_effect(gw, first) if first in missing else ''}{extra}"
-    return row(FAIL, detail, f"set {first} in {gw.env_path}, then restart the gateway")
+    return row(FAIL, detail, f"set {first} in {gw.env_path}; {apply_hint(ctx, '.env')}")
 
 
 def required_variables(gw: Gateway) -> set[str]:

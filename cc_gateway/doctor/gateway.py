@@ -102,7 +102,7 @@ def check_auth(ctx: Context, row: Row) -> CheckResult:
     if stale:
         return row(WARN,
             f"keys work, but the gateway does not serve {', '.join(stale)} from config.yaml",
-            "restart the gateway to load the current config.yaml",
+            apply_hint(ctx),
         )
     return row(OK, "wrong key refused (401), the folder's key accepted")
 
@@ -183,3 +183,48 @@ def check_oauth_pooling(ctx: Context, row: Row) -> CheckResult:
             "pool API keys instead; for subscriptions use passthrough (empty CLAUDE_OAUTH_TOKENS)",
         )
     return row(OK, "one subscription OAuth token, loopback only")
+
+
+def loaded(ctx: Context) -> dict | None:
+    """What the running gateway says it loaded (/cc-gateway/loaded), once per run; None if it does not say."""
+    from cc_gateway.gateway.fingerprint import fetch_loaded
+
+    def compute() -> dict | None:
+        return fetch_loaded(ctx.url, ctx.auth_headers(), timeout=5.0) if ctx.url and ctx.gateway else None
+
+    return ctx.once("loaded", compute)
+
+
+def apply_hint(ctx: Context, what: str = "the current config.yaml") -> str:
+    """How an edit reaches the running gateway: on save (it watches the files), else a restart."""
+    info = loaded(ctx)
+    if info and info.get("reload") == "watch":
+        return f"the gateway applies {what} on save: the 'loaded config' row says whether it did"
+    return f"restart the gateway (or `kill -HUP` it) to load {what}"
+
+
+@check(GATEWAY, "loaded config")
+def check_loaded_config(ctx: Context, row: Row) -> CheckResult:
+    """The running gateway serves the folder's config.yaml and .env as they are now (or says why not)."""
+    from cc_gateway.gateway.fingerprint import compare, fetch_loaded, folder_client
+
+    config_path = ctx.gateway.config_path if ctx.gateway else (ctx.options.folder or ctx.cwd) / "config.yaml"
+    client = folder_client(config_path)  # from .env alone: it works while config.yaml does not parse
+    if ctx.gateway is not None and not gateway_up(ctx):
+        return row(SKIP, "the gateway is not reachable")
+    url = ctx.url or (client[0] if client else None)
+    headers = ctx.auth_headers() or (client[1] if client else {})
+    loaded = fetch_loaded(url, headers, timeout=5.0) if url else None
+    if loaded is None:
+        return row(SKIP, "no gateway here says what it loaded (not running, or an older cc-gateway)")
+    state = compare(config_path, loaded)
+    if state.current:
+        how = "edits apply on save" if loaded.get("reload") == "watch" else "edits apply on restart or SIGHUP"
+        return row(OK, f"serves the current config.yaml and .env ({how})")
+    if state.state == "refused":
+        return row(FAIL, state.message, "fix the file: the gateway applies it as soon as it passes the checks")
+    if state.state == "reloading":
+        return row(WARN, state.message, "run doctor again in a few seconds")
+    if state.state == "other-folder":
+        return row(WARN, state.message, "stop that gateway, or set another CC_GATEWAY_PORT in this folder's .env")
+    return row(WARN, state.message, "restart `cc-gateway serve` (Ctrl-C, then start it again)")

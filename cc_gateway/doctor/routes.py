@@ -26,6 +26,7 @@ from cc_gateway.doctor.base import (
     result,
     split_list,
 )
+from cc_gateway.doctor.gateway import apply_hint
 from cc_gateway.gateway.folder import CHAT_FLAG, Gateway, RouteInfo
 
 SHORT_CLAUDE_IDS = ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-5", "claude-opus-4-1")
@@ -197,9 +198,10 @@ def _gateway_side(ctx: Context, route: RouteInfo, status: int | None, message: s
         )
     if status == 503 and "is not set" in message:
         variable = message.split(": ", 1)[-1].split(" is not set", 1)[0]
-        return (f"{variable} is not set, so the route answers 503", f"set {variable} in {gw.env_path}, restart", FAIL)
+        fix = f"set {variable} in {gw.env_path}; {apply_hint(ctx, '.env')}"
+        return (f"{variable} is not set, so the route answers 503", fix, FAIL)
     if status == 400 and "no healthy deployments" in message.lower():
-        return (f"the running gateway has no route {route.name}", "restart it to load the current config.yaml", FAIL)
+        return (f"the running gateway has no route {route.name}", apply_hint(ctx), FAIL)
     return None
 
 
@@ -209,12 +211,13 @@ def _upstream_side(ctx: Context, route: RouteInfo, status: int | None, message: 
     where = f"set {route.key_env} in {gw.env_path}" if route.key_env else f"check the route in {gw.config_path}"
     if status == 401 and re.search(r"OAuth token has expired|token.*expired", message, re.I):
         variable = route.key_env or "CLAUDE_OAUTH_TOKENS"
-        return ("OAuth token expired — run claude setup-token", f"put the new token in {variable}, restart", FAIL)
+        fix = f"put the new token in {variable}; {apply_hint(ctx, '.env')}"
+        return ("OAuth token expired — run claude setup-token", fix, FAIL)
     if status == 401:
         pool = "CLAUDE_OAUTH_TOKENS" if route.model_info.get("cc_gateway_credential_pool") else None
         variable = route.key_env or pool
         cause = f"upstream rejects the key in {variable}" if variable else "upstream rejects the route's credentials"
-        return (cause, f"{where} (a valid key from the provider), then restart the gateway", FAIL)
+        return (cause, f"{where} (a valid key from the provider); {apply_hint(ctx, '.env')}", FAIL)
     if status == 403:
         return (f"upstream refuses access (403): {_upstream_message(message)}", f"{where}; check the account", FAIL)
     if _CONNECT.search(message):

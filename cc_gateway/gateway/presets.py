@@ -39,6 +39,7 @@ _PRESET_KEYS = {
     "static_tokens",
     "compose",
     "gateway_variables",
+    "routing_rules",
 }
 
 
@@ -86,6 +87,7 @@ class Preset:
     notice: str = ""
     static_tokens: bool = False
     source: str = ""
+    routing_rules: tuple[dict[str, Any], ...] = ()  # offered by init (`--option rules=off` leaves them out)
 
     def variable(self, name: str) -> Variable | None:
         """Return the variable called `name`, if the preset has it."""
@@ -185,7 +187,22 @@ def _build(name: str, data: dict[str, Any], source: str, providers: dict[str, Pr
         notice=" ".join(str(data.get("notice") or "").split()),
         static_tokens=bool(data.get("static_tokens")),
         source=source,
+        routing_rules=_routing_rules(data.get("routing_rules"), names, fail),
     )
+
+
+def _routing_rules(raw: Any, names: set[str], fail: Any) -> tuple[dict[str, Any], ...]:
+    """A preset's routing rules: a list of one-key mappings whose targets are the preset's routes."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(r, dict) and len(r) == 1 for r in raw):
+        raise fail("routing_rules", "expected a list of one-key mappings like {subagent: ROUTE}")
+    for index, rule in enumerate(raw):
+        value = next(iter(rule.values()))
+        target = value.get("route") or value.get("to") if isinstance(value, dict) else value
+        if target not in names:
+            raise fail(f"routing_rules[{index}]", f"sends to unknown route {target!r}")
+    return tuple(raw)
 
 
 def _variable(raw: Any, where: str, fail: Any, providers: dict[str, Provider] | None = None) -> Variable:

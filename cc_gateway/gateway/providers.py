@@ -39,6 +39,9 @@ class Provider:
     key_param: str = "api_key"
     key_help: str | None = None
     needs_base: bool = False
+    context_window: int | None = None  # read by routing (cc_gateway/routing/table.py)
+    images: bool | None = None
+    web_search: bool | None = None
     extra_env: tuple[ExtraVar, ...] = ()
 
     def key_looks_valid(self, value: str) -> bool:

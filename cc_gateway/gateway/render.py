@@ -100,6 +100,7 @@ def render(preset: Preset, answers: Answers) -> dict[str, tuple[str, int]]:
             {"r": r, "params": route_params(r, options), "model_info": route_model_info(r)} for r in preset.routes
         ],
         "router_settings": _router_settings(preset),
+        "routing_rules": [] if options.get("rules") == "off" else [dict(r) for r in preset.routing_rules],
         "env_groups": env_groups(preset, answers),
         "uses_bridge": uses_bridge(preset),
         "image": {"wheel": image.wheel_name(), "lock": image.LOCK_FILE},

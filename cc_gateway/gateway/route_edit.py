@@ -33,6 +33,7 @@ from cc_gateway.core.yamledit import Doc, KeyPath, verify
 from cc_gateway.gateway.folder import CHAT_FLAG, KEY_PARAMS, env_ref, locate_config
 from cc_gateway.gateway.providers import Provider, load_providers
 from cc_gateway.gateway.render import ENV
+from cc_gateway.gateway.rule_edit import purpose_model_info, remove_rule_ops, rule_ops
 
 FALLBACK_KEYS = ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks")
 _VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -55,6 +56,8 @@ class NewRoute:
     max_tokens: int | None = None
     replace: bool = False
     force: bool = False  # re-point aliases that already exist
+    purposes: tuple[str, ...] = ()  # --for: routing rules to point at this route
+    above_tokens: int | None = None  # --above-tokens: the long-context rule's threshold
 
 
 @dataclass
@@ -171,6 +174,8 @@ def plan_add(folder: Path | None, request: NewRoute) -> RouteEdit:
         "model_info": _model_info(provider, request),
     }
     ops, more = _route_ops(config, request, entry, provider)
+    more_ops, rule_notes = rule_ops(config.data, request.name, request.purposes, request.above_tokens)
+    ops, more = ops + more_ops, more + rule_notes
     new_text = _edit_config(config, ops)
     new_env, added = _edit_env(env_text, needs, env_values, request.name)
     files = {config.path: FileSpec(new_text, _mode(config.path))}
@@ -219,6 +224,7 @@ def _model_info(provider: Provider, request: NewRoute) -> dict[str, Any]:
         info["supports_reasoning"] = False
     info["max_output_tokens"] = request.max_tokens or provider.max_tokens
     info["cc_gateway_provider"] = provider.name
+    info.update(purpose_model_info(request.purposes))
     return info
 
 
@@ -381,6 +387,8 @@ def plan_remove(folder: Path | None, name: str) -> RouteEdit:
     ops += _remove_alias_ops(config, name, notes)
     for key in FALLBACK_KEYS:
         ops += _remove_fallback_ops(config, name, key, notes)
+    more_ops, rule_notes = remove_rule_ops(config.data, name)
+    ops, notes = ops + more_ops, notes + rule_notes
     new_text = _edit_config(config, ops)
     before = _params_vars(config.entries[index])
     still = _all_vars(parse_yaml(new_text, config.path))

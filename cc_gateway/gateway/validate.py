@@ -33,6 +33,7 @@ KNOWN_SECTIONS = {
     "model_group_settings",
     "prompts",
     "policies",
+    "routing_rules",  # cc-gateway's own (README "Routing rules"); LiteLLM ignores it
 }
 
 Problem = tuple[str, tuple[Any, ...], str, str]  # (status, key path, message, hint)

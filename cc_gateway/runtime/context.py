@@ -25,6 +25,8 @@ class RequestInfo:
     unavailable: str | None = None
     error: str = ""  # the error message the client got (status >= 400), for the access line
     token_mode: str | None = None  # the Claude pool's mode (rotate/passthrough), decided once per request
+    rule: str = ""  # the routing rule that picked the route (`rule=` in the access log)
+    notice: str | None = None  # one line for the client, put first in the answer (routing's web-search guard)
 
 
 current: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar("cc_gateway_request", default=None)

@@ -20,7 +20,7 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 
 from cc_gateway.core.secrets import is_placeholder
-from cc_gateway.runtime import context
+from cc_gateway.runtime import context, rules
 
 log = logging.getLogger("cc_gateway.hooks")
 
@@ -132,11 +132,13 @@ class GatewayHooks(CustomLogger):
 
     async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict, call_type: Any) -> Any:
         """Check and adjust a request before it is routed."""
-        model = str(data.get("model") or "")
         info = context.info()
         if info is not None:
-            info.model = model
+            info.model = str(data.get("model") or "")
             info.stream = data.get("stream") is True
+        # routing_rules first: what follows (and LiteLLM's router) works on the route they pick
+        rules.route(data, current_router())
+        model = str(data.get("model") or "")
         deployments = deployments_for(model)
         _reject_bad_input(model, data, deployments)
         if deployments:

@@ -25,6 +25,7 @@ from typing import Any
 
 from cc_gateway.runtime import context, exposure
 from cc_gateway.serve.litellm import tokens
+from cc_gateway.serve.notice import StreamNotice, add_to_message
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -344,11 +345,12 @@ class GatewayMiddleware:
             if path not in HEALTH:
                 elapsed = (time.perf_counter() - started) * 1000
                 log.info(
-                    "%s %s model=%s route=%s upstream=%s status=%s %.0fms%s",
+                    "%s %s model=%s route=%s rule=%s upstream=%s status=%s %.0fms%s",
                     info.method,
                     path,
                     info.model or "-",
                     info.route or "-",
+                    info.rule or "-",
                     info.upstream or "-",
                     exchange.status,
                     elapsed,
@@ -392,6 +394,7 @@ class Mode(enum.Enum):
     ERROR = "error"  # buffered, reshaped into the caller's error format, secrets scrubbed
     TO_EVENTS = "to_events"  # a whole message where a stream was asked for: sent as events
     STREAM = "stream"  # an event stream, guarded: a cut or malformed stream ends with an error event
+    NOTICE = "notice"  # a whole message that gets routing's one-line notice put first
 
 
 class Exchange:
@@ -410,6 +413,7 @@ class Exchange:
         self.start: Message | None = None
         self.buffer = bytearray()
         self.guard: _StreamGuard | None = None
+        self.notice: StreamNotice | None = None
         self.task: asyncio.Task[Any] | None = None
         self.request_body = bytearray()  # kept for count_tokens only (its local estimate)
 
@@ -489,6 +493,13 @@ class Exchange:
         if status >= 400 and (b"json" in content_type or not content_type):
             self.mode = Mode.ERROR
             return
+        if status == 200 and self.anthropic and info.notice:  # routing's one line for the client
+            headers.append((b"x-cc-gateway-notice", info.notice.encode("ascii", "replace")))
+            if b"text/event-stream" in content_type:
+                self.notice = StreamNotice(info.notice)
+            elif b"json" in content_type and not info.stream:
+                self.mode = Mode.NOTICE
+                return
         if status == 200 and self.anthropic and b"json" in content_type and info.stream:
             # A stream was asked for and a whole message came back (LiteLLM's mock_response does this
             # on /v1/messages): send it as the event stream the client expects.
@@ -502,15 +513,24 @@ class Exchange:
 
     async def _on_body(self, message: Message) -> None:
         more = message.get("more_body", False)
-        if self.mode is Mode.TO_EVENTS:
+        if self.mode in (Mode.TO_EVENTS, Mode.NOTICE):
             self.buffer += message.get("body", b"")
-            if not more:
-                await _send_as_events(self.downstream, self.start, _decoded(bytes(self.buffer), self.start["headers"]))
+            if more:
+                return
+            body = _decoded(bytes(self.buffer), self.start["headers"])
+            if self.info.notice:
+                body = add_to_message(body, self.info.notice)
+            if self.mode is Mode.NOTICE:
+                await self._send_whole(body)
+            else:
+                await _send_as_events(self.downstream, self.start, body)
         elif self.mode is Mode.ERROR:
             self.buffer += message.get("body", b"")
             if not more:
                 await self._send_error_body()
         elif self.mode is Mode.STREAM:
+            if self.notice is not None:
+                message = {**message, "body": self.notice.feed(message.get("body", b""), final=not more)}
             await _send_guarded(message, self.guard, self.downstream)
         else:
             await self.downstream(message)
@@ -526,6 +546,11 @@ class Exchange:
         body = reshape_error(_decoded(bytes(self.buffer), start["headers"]), self.anthropic, start["status"])
         body = scrub_secrets(body)  # an upstream may quote the credential it refused
         self.info.error = _error_message(body)
+        await self._send_whole(body)
+
+    async def _send_whole(self, body: bytes) -> None:
+        """Send a complete JSON body with the start's status and headers (length and encoding redone)."""
+        start = self.start
         dropped = (b"content-length", b"content-type", b"content-encoding")
         headers = [(k, v) for k, v in start["headers"] if k.lower() not in dropped]
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from cc_gateway.core.envfile import apply_to_environ
 from cc_gateway.core.errors import ConfigError, GatewayError, PortInUse, UsageError
 from cc_gateway.core.secrets import is_loopback, is_placeholder, is_weak_key
 from cc_gateway.gateway.folder import Gateway, load_gateway
+from cc_gateway.serve.http import HttpLimits, resolve_limits
 
 DEFAULT_BODY_LIMIT = 32 << 20
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -30,6 +32,8 @@ class ServeOptions:
     allow_open: bool = False
     drain_seconds: float = 30.0
     body_limit: int = DEFAULT_BODY_LIMIT
+    reload: bool = True  # watch config.yaml/.env and apply edits (SIGHUP works either way)
+    http_limits: dict[str, float | int | None] = field(default_factory=dict)  # flags; None: env or default
 
 
 @dataclass
@@ -45,6 +49,8 @@ class Preflight:
     open_auth: bool = False
     workers: int = 1
     workers_reason: str = ""
+    env_from_file: list[str] = field(default_factory=list)  # the names .env added to the environment
+    limits: HttpLimits = field(default_factory=HttpLimits)
 
     @property
     def client_lines(self) -> list[str]:
@@ -65,22 +71,51 @@ def preflight(options: ServeOptions) -> Preflight:
         raise UsageError("--workers must be at least 1")
     _check_config_name(options.config)
     gateway = load_gateway(options.folder, options.config)
-    _check_config(gateway)
-    apply_to_environ(gateway.env_file)
+    from_file = apply_to_environ(gateway.env_file)
     gateway.env = dict(os.environ)
     port = options.port or gateway.port
     if not 1 <= port <= 65535:
         raise UsageError(f"port {port} is out of range", hint="use a port between 1 and 65535")
     shown_host = f"[{options.host}]" if ":" in options.host else options.host
-    result = Preflight(gateway, options, port, f"http://{shown_host}:{port}")
+    result = Preflight(gateway, options, port, f"http://{shown_host}:{port}", env_from_file=from_file)
+    check(result)
+    export(gateway)
+    check_port_free(options.host, port)
+    return result
+
+
+def check(result: Preflight) -> None:
+    """Check a folder as `serve` would serve it (gateway.env is its environment); also run on a reload.
+
+    Changes nothing outside `result`: export() then applies what the environment needs.
+    """
+    gateway = result.gateway
+    _check_config(gateway)
+    _check_rules(result)
     _check_auth(result)
-    _without_master_key(gateway)
     _check_routes(result)
     _check_pool(result)
     result.warnings += _runtime_warnings(gateway)
-    result.workers, result.workers_reason = choose_workers(gateway, options.workers)
-    check_port_free(options.host, port)
-    return result
+    result.workers, result.workers_reason = choose_workers(gateway, result.options.workers, gateway.env)
+    result.limits = _limits(result)
+
+
+def export(gateway: Gateway) -> None:
+    """Adjust the process environment for LiteLLM (after check() passed)."""
+    _without_master_key(gateway)
+    pooled = any(r.model_info.get("cc_gateway_credential_pool") for r in gateway.routes)
+    if pooled and not os.environ.get("REDIS_URL", "").strip():
+        os.environ.pop("REDIS_URL", None)  # router_settings.redis_url would resolve to '' and be dialled
+
+
+def _limits(result: Preflight) -> HttpLimits:
+    """The HTTP limits from the flags, else CC_GATEWAY_* in the environment or .env, else the defaults."""
+    try:
+        return resolve_limits(result.options.http_limits, result.gateway.env)
+    except ValueError as exc:
+        if str(exc).startswith("--"):
+            raise UsageError(str(exc)) from None
+        raise ConfigError(f"{result.gateway.env_path}: {exc}", hint="use a number of seconds or bytes") from None
 
 
 def _check_config_name(config: Path | None) -> None:
@@ -165,6 +200,20 @@ def _check_routes(result: Preflight) -> None:
         )
 
 
+def _check_rules(result: Preflight) -> None:
+    """Refuse routing_rules that do not parse or name a hook that does not load; warn about unfit targets."""
+    from cc_gateway.routing import RouteTable, load_rules
+    from cc_gateway.routing.checks import FAIL, rule_problems
+    from cc_gateway.routing.engine import HookLoader
+
+    gateway = result.gateway
+    rules = load_rules(gateway.config_path, gateway.config)
+    HookLoader(gateway.config_path.parent, gateway.config_path).load_all(rules)
+    for problem in rule_problems(rules, RouteTable.from_config(gateway.config)):
+        if problem.status == FAIL:  # such a rule falls through at run time, so the gateway still serves
+            result.warnings.append(f"{gateway.config_path}:{problem.rule.line}: {problem.message}")
+
+
 def _check_pool(result: Preflight) -> None:
     """Validate the Claude credential pool's variables (multi-provider); see runtime/pool.py."""
     if not any(r.model_info.get("cc_gateway_credential_pool") for r in result.gateway.routes):
@@ -172,11 +221,9 @@ def _check_pool(result: Preflight) -> None:
     from cc_gateway.runtime.multi_provider.pool import validate_environment
 
     try:
-        result.warnings += validate_environment(os.environ)
+        result.warnings += validate_environment(result.gateway.env)
     except ConfigError as exc:
         raise ConfigError(f"{result.gateway.env_path}: {exc}", hint=exc.hint) from None
-    if not os.environ.get("REDIS_URL", "").strip():
-        os.environ.pop("REDIS_URL", None)  # router_settings.redis_url would resolve to '' and be dialled
 
 
 MAX_DEFAULT_WORKERS = 4
@@ -190,9 +237,9 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def per_process_state(gateway: Gateway) -> list[str]:
+def per_process_state(gateway: Gateway, environ: Mapping[str, str] | None = None) -> list[str]:
     """Name the features whose state would be split between workers (empty with REDIS_URL)."""
-    if os.environ.get("REDIS_URL", "").strip():
+    if (os.environ if environ is None else environ).get("REDIS_URL", "").strip():
         return []
     found = []
     if any(r.model_info.get("cc_gateway_credential_pool") for r in gateway.routes):
@@ -213,11 +260,11 @@ def uses_bridge(gateway: Gateway) -> bool:
     return any(r.model.startswith("claude-agent/") for r in gateway.routes)
 
 
-def choose_workers(gateway: Gateway, asked: int | None) -> tuple[int, str]:
+def choose_workers(gateway: Gateway, asked: int | None, environ: Mapping[str, str] | None = None) -> tuple[int, str]:
     """Return the worker count and why (one per CPU, at most 4, unless state must stay in one process)."""
     if not hasattr(os, "fork"):  # workers are forked: elsewhere, one process serves
         return 1, "1 worker (this platform cannot fork workers)"
-    split = per_process_state(gateway)
+    split = per_process_state(gateway, environ)
     if asked is None:
         if split:
             return 1, f"1 worker: {split[0]} live in this process (set REDIS_URL to share them and use the CPUs)"

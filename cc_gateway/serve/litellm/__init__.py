@@ -57,6 +57,9 @@ INTERNALS: tuple[Internal, ...] = (
     Internal("litellm.proxy.utils.ProxyLogging.async_post_call_streaming_iterator_hook, callback_capabilities,"
              " _post_call_pipelines; responses_id_security._is_responses_api_create_route",
              "serve/litellm/streampath.py", "the stream fast path"),
+    Internal("litellm.proxy.proxy_server.ProxyConfig._get_config_from_file, _process_includes, "
+             "user_config_file_path", "serve/litellm/pinned_config.py",
+             "workers load the config text serve validated (reload)"),
 )
 
 
@@ -79,6 +82,12 @@ def _streampath(app: Any) -> bool:
     from cc_gateway.serve.litellm import streampath
 
     return streampath.install()
+
+
+def _pinned_config(app: Any) -> bool:
+    from cc_gateway.serve.litellm import pinned_config
+
+    return pinned_config.install(app)
 
 
 def _no_model_info_refresh(app: Any) -> bool:
@@ -126,6 +135,8 @@ PATCHES: tuple[Patch, ...] = (
     Patch("fastroute", "route cache for /v1/messages, /v1/chat/completions, count_tokens, /v1/models", _fastroute),
     Patch("streampath", "LiteLLM's own stream fast path for streams its /v1/responses id hook leaves alone",
           _streampath),
+    Patch("pinned_config", "workers load the config.yaml text serve validated (reload), not the file as it is then",
+          _pinned_config),
     Patch("no_model_info_refresh", "no GET /v1/models to every upstream at start and hourly (routes carry limits)",
           _no_model_info_refresh),
     Patch("quiet_banner", "LiteLLM's per-worker route list (with colour codes) left out of the log", _quiet_banner),
