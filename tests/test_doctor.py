@@ -13,20 +13,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import (
-    Gateway,
-    claude_bin,
-    claude_bin_oldest,
-    cli_env,
-    free_port,
-    init_gateway,
-    read_env,
-    run_cli,
-    start_gateway,
-)
+from conftest import Gateway, claude_bin, cli_env, free_port, init_gateway, read_env, run_cli, start_gateway
 from fakeupstream import FakeUpstream, Fault
 
 from cc_gateway import doctor
+from cc_gateway.claude import versions as claude_code
 from cc_gateway.doctor import gateway as doctor_gateway
 from cc_gateway.gateway.folder import load_gateway
 
@@ -55,10 +46,8 @@ BROKEN_ROUTES = """  - model_name: dead
 
 
 def _path_env() -> str:
-    """PATH with the test set-up's Claude Code CLI first: the release cc-gateway's model data describes
-    (2.1.197, the oldest supported), so a healthy gateway is all "ok"; on a newer CLI the CLI row warns
-    that the data is for 2.1.197, as it should."""
-    binary = claude_bin_oldest() or claude_bin()
+    """PATH with the test set-up's Claude Code CLI first."""
+    binary = claude_bin()
     prefix = f"{Path(binary).parent}{os.pathsep}" if binary else ""
     return prefix + os.environ.get("PATH", "")
 
@@ -299,12 +288,12 @@ def test_missing_variable(broken: tuple[Gateway, Path]) -> None:
     assert done.returncode == 3
     variables = row(report, "variables")
     assert variables["status"] == "fail"
-    assert variables["detail"] == "SPARE_API_KEY is not set (route spare answers 503)"
+    assert variables["detail"] == "SPARE_API_KEY is not set (route spare answers 424)"
     assert variables["hint"] == (
         f"set SPARE_API_KEY in {gateway.folder / '.env'}; "
         "the gateway applies .env on save: the 'loaded config' row says whether it did"
     )
-    assert row(report, "route spare")["detail"] == "SPARE_API_KEY is not set, so the route answers 503"
+    assert row(report, "route spare")["detail"] == "SPARE_API_KEY is not set, so the route answers 424"
 
 
 @pytest.mark.e2e
@@ -399,8 +388,10 @@ def test_default_model_not_routed(stopped: Path, tmp_path: Path) -> None:
     models = row(report, "default models")
     assert done.returncode == 3
     assert models["status"] == "fail"
-    assert models["detail"].startswith(f"{HAIKU} (haiku, Claude Code 2.1.197's default) has no route")
-    assert "'model not found'" in models["detail"] and "ANTHROPIC_DEFAULT_HAIKU_MODEL" in models["hint"]
+    data = claude_code.known_models()  # the release the data describes: its ids, not 2.1.197's, lack a route
+    main = data["default_models"]["main"]
+    assert models["detail"].startswith(f"{main} (main, Claude Code {data['version']}'s default) has no route")
+    assert "'model not found'" in models["detail"] and "ANTHROPIC_MODEL" in models["hint"]
 
 
 # --------------------------------------------------------------------------- files and traps (in-process)

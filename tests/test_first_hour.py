@@ -179,7 +179,8 @@ def test_project_scope_puts_only_the_key_in_the_local_file(demo: Path, tmp_path:
     shared = json.loads((project / ".claude" / "settings.json").read_text())["env"]
     local = json.loads((project / ".claude" / "settings.local.json").read_text())["env"]
     assert local == {"ANTHROPIC_AUTH_TOKEN": read_env(demo)["LITELLM_MASTER_KEY"]}
-    assert "ANTHROPIC_BASE_URL" in shared and "ANTHROPIC_MODEL" in shared and "ANTHROPIC_AUTH_TOKEN" not in shared
+    assert "ANTHROPIC_BASE_URL" in shared and "ANTHROPIC_AUTH_TOKEN" not in shared
+    assert "ANTHROPIC_MODEL" not in shared  # issue 13: the demo serves Claude Code's own ids, nothing is pinned
 
 
 # =========================================================================== 4. one placeholder rule
@@ -340,7 +341,7 @@ def test_log_file_has_whole_panels_and_no_banner_or_terminal_codes(gw: tuple[Gat
     assert "spare" in routes_line and "dead" in routes_line, routes_line
 
 
-def test_a_placeholder_key_is_warned_at_start_and_its_route_answers_503(
+def test_a_placeholder_key_is_warned_at_start_and_its_route_answers_424(
     gw: tuple[Gateway, list], upstream: FakeUpstream
 ) -> None:
     gateway, _ = gw
@@ -348,7 +349,8 @@ def test_a_placeholder_key_is_warned_at_start_and_its_route_answers_503(
     upstream.reset()
     reply = httpx.post(f"{gateway.url}/v1/messages", headers=gateway.headers(), timeout=30,
                        json={"model": "spare", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})
-    assert reply.status_code == 503 and "SPARE_API_KEY" in reply.text
+    assert reply.status_code == 424 and "SPARE_API_KEY" in reply.text  # issue 13: 424, not retried
+    assert reply.headers["x-should-retry"] == "false"
     assert upstream.requests == []
     assert "sk-your-spare" not in gateway.log()
 

@@ -136,7 +136,7 @@ def test_add_model_writes_a_route_claude_code_can_use(gw: Path) -> None:
             "api_key": "os.environ/ZAI_API_KEY",
             "api_base": "os.environ/ZAI_API_BASE",
         },
-        "model_info": {"max_output_tokens": 32000, "cc_gateway_provider": "zai"},
+        "model_info": {"max_output_tokens": 32000, "max_input_tokens": 200000, "cc_gateway_provider": "zai"},
     }
     env_text = (gw / ".env").read_text()
     assert env_text.startswith(before_env)  # appended only
@@ -211,6 +211,7 @@ def test_comments_and_layout_survive_add_then_remove(hand: Path) -> None:
         "+     api_base: os.environ/ZAI_API_BASE",
         "+   model_info:",
         "+     max_output_tokens: 32000",
+        "+     max_input_tokens: 200000",  # LiteLLM's catalogue knows zai/glm-4.6
         "+     cc_gateway_provider: zai",
         "+     g: glm",
         "+     glm-latest: glm",

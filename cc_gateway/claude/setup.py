@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cc_gateway.claude import settings
+from cc_gateway.claude import picker, settings
 from cc_gateway.claude import versions as claude_code
 from cc_gateway.core import jsonedit
-from cc_gateway.core.errors import ConfigError, GatewayError, UsageError, located
+from cc_gateway.core.errors import ConfigError, UsageError, located
 from cc_gateway.core.secrets import is_placeholder
 from cc_gateway.gateway.folder import Gateway
 
@@ -22,8 +22,10 @@ ROLE_VARS = {
     "sonnet": "ANTHROPIC_DEFAULT_SONNET_MODEL",
     "opus": "ANTHROPIC_DEFAULT_OPUS_MODEL",
     "haiku": "ANTHROPIC_DEFAULT_HAIKU_MODEL",
+    "fable": "ANTHROPIC_DEFAULT_FABLE_MODEL",
     "subagent": "CLAUDE_CODE_SUBAGENT_MODEL",
 }
+WINDOW_VAR = "CLAUDE_CODE_AUTO_COMPACT_WINDOW"
 SECRET_VARS = ("ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_CUSTOM_HEADERS")
 #: Every key cc-gateway may set in a settings file's env block (and so may remove again).
 OWNED_VARS = (
@@ -33,6 +35,7 @@ OWNED_VARS = (
     *ROLE_VARS.values(),
     "API_TIMEOUT_MS",
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+    WINDOW_VAR,
 )
 OPEN_TOKEN = "cc-gateway-open"  # not a secret: Claude Code needs some token
 
@@ -44,6 +47,7 @@ class ClientRequest:
     url: str | None = None
     endpoint: str = "unified"  # unified | passthrough
     models: dict[str, str] = field(default_factory=dict)  # role -> model (flags)
+    picker: bool | None = None  # whether the Claude Code in use reads modelPicker (None: unknown, assume so)
 
 
 @dataclass
@@ -53,6 +57,7 @@ class ClientEnv:
     values: dict[str, str]
     url: str
     notes: list[str] = field(default_factory=list)
+    settings: dict[str, object] = field(default_factory=dict)  # modelPicker / modelSettings (top level)
 
     @property
     def secrets(self) -> dict[str, str]:
@@ -140,18 +145,31 @@ def _named_route(gateway: Gateway, model: str) -> str | None:
     return route
 
 
+def follows_claude_code(gateway: Gateway, default_route: str | None) -> bool:
+    """Whether the gateway serves Claude Code's own ids, whatever the release: its main route is a Claude id
+    (or it has none) and every family (claude-opus-*, claude-sonnet-*, ...) has a route. Then no model
+    variable is pinned: Claude Code's defaults and `/model` choices reach the gateway and are routed.
+    """
+    if default_route and not picker.is_claude_id(default_route):
+        return False
+    return all(gateway.resolve(f"claude-{family}-0") is not None for family in claude_code.families())
+
+
 def default_models(gateway: Gateway, default_route: str | None) -> dict[str, str]:
-    """Pick each role's model: the route serving Claude Code's own id or short name, else the default route.
+    """Pick each role's model: none when the gateway follows Claude Code's own ids; else the route serving
+    Claude Code's id or short name for the role, else the default route.
 
     Values are concrete route names, never Claude Code's aliases (`sonnet`, `opus`, ...), which Claude
     Code would turn into its own ids before asking the gateway.
     """
+    if follows_claude_code(gateway, default_route):
+        return {}
     ids = claude_code.default_model_ids()
     fallback = _named_route(gateway, default_route or "")
     if fallback is None:
         fallback = next((r.name for r in gateway.routes if _named_route(gateway, r.name)), ids["main"])
     chosen: dict[str, str] = {}
-    for role in ("main", "sonnet", "opus", "haiku"):
+    for role in ("main", "sonnet", "opus", "haiku", "fable"):
         candidates = [ids.get(role, ""), "opus" if role == "main" else role]
         chosen[role] = next((r for c in candidates if (r := _named_route(gateway, c))), fallback)
     chosen["subagent"] = chosen["sonnet"]
@@ -177,7 +195,62 @@ def client_env(gateway: Gateway, request: ClientRequest, default_route: str | No
     timeout = (gateway.config.get("litellm_settings") or {}).get("request_timeout") or 600
     values["API_TIMEOUT_MS"] = str(int(float(timeout) * 1000))
     values["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
-    return ClientEnv(values, url, notes)
+    client = ClientEnv(values, url, notes)
+    if request.endpoint != "passthrough":
+        tell_windows(gateway, client, models.get("main"), request.picker)
+    return client
+
+
+def picker_routes(gateway: Gateway) -> list[picker.PickerRoute]:
+    """Every route with what the picker shows of it (label, upstream model, input window)."""
+    from cc_gateway.gateway.providers import load_providers
+    from cc_gateway.gateway.windows import route_window
+
+    catalogue = load_providers()
+    routes = []
+    for route in gateway.routes:
+        info = route.model_info
+        provider = catalogue.get(str(info.get("cc_gateway_provider") or route.model.split("/", 1)[0]))
+        routes.append(
+            picker.PickerRoute(
+                name=route.name,
+                model=route.model,
+                provider_label=provider.label if provider else "",
+                label=str(info.get("cc_gateway_label") or ""),
+                max_input_tokens=route_window(route.model, info),
+            )
+        )
+    return routes
+
+
+def tell_windows(gateway: Gateway, client: ClientEnv, main: str | None, reads_picker: bool | None) -> None:
+    """Tell Claude Code each route's window and list the routes in `/model`.
+
+    Routes under Claude ids that all have a smaller window than Claude Code assumes (openai-backed): one
+    session-wide CLAUDE_CODE_AUTO_COMPACT_WINDOW (the smallest). Other routes: a modelPicker row each
+    (behavesAs, label) and modelSettings.<route>.autoCompactWindow; for a Claude Code that reads no
+    picker (`reads_picker` False) the pinned main route's window goes in the variable instead.
+    """
+    routes = picker_routes(gateway)
+    behaves_as = claude_code.behaves_as()
+    client.settings = picker.picker_settings(routes, behaves_as)
+    claude_routes = [r for r in routes if picker.is_claude_id(r.name)]
+    windows = [r.max_input_tokens for r in claude_routes]
+    window = None
+    if claude_routes and all(w and w < picker.CLIENT_WINDOW for w in windows):
+        others = [r.max_input_tokens for r in picker.pickable(routes) if r.max_input_tokens]
+        window = max(min([*windows, *others]), picker.MIN_WINDOW)  # type: ignore[type-var]
+        client.settings.pop("modelSettings", None)  # the variable beats it anyway
+    elif main and reads_picker is False:
+        name = gateway.resolve(claude_code.ONE_M.sub("", main)) or main
+        window = picker.session_window(next((r for r in routes if r.name == name), None))
+    if window:
+        client.values[WINDOW_VAR] = str(window)
+    for route in picker.too_small(routes):
+        client.notes.append(
+            f"route {route.name}: its window ({route.max_input_tokens} tokens) is below the smallest Claude Code "
+            f"can be told ({picker.MIN_WINDOW}); long sessions may end in 'prompt is too long'"
+        )
 
 
 # --------------------------------------------------------------------------- settings files
@@ -232,8 +305,12 @@ def _env_block(path: Path) -> dict[str, object]:
 
 
 def env_updates(values: Mapping[str, str]) -> dict[str, str | None]:
-    """The owned keys to set, in cc-gateway's order."""
-    return {name: values[name] for name in OWNED_VARS if name in values}
+    """The owned keys to set, in cc-gateway's order; model and window variables not set are removed
+    (a pin an older setup-claude wrote would keep Claude Code on last season's models)."""
+    updates: dict[str, str | None] = {name: values[name] for name in OWNED_VARS if name in values}
+    for name in (*ROLE_VARS.values(), WINDOW_VAR):
+        updates.setdefault(name, None)
+    return updates
 
 
 @dataclass
@@ -270,10 +347,28 @@ def plan_setup(
         plan.changes.append(
             planned_change(target, env_updates(client.values), section="env", private=bool(client.secrets))
         )
+    add_picker(plan, client, target)
     if skip_onboarding:
         state = claude_code.global_config_path(home)
         plan.changes.append(planned_change(state, {"hasCompletedOnboarding": True}, section=None, private=True))
     return plan
+
+
+def add_picker(plan: SetupPlan, client: ClientEnv, target: Path) -> None:
+    """Merge the routes' modelPicker rows and windows into the target file's planned text."""
+    import json
+
+    index = next(i for i, c in enumerate(plan.changes) if c.path == target)
+    change = plan.changes[index]
+    try:
+        current = json.loads(change.new)
+    except ValueError:
+        current = {}
+    updates = picker.merged(current if isinstance(current, dict) else {}, client.settings)
+    if updates:
+        new = jsonedit.merge(change.new, updates, section=None, path=target)
+        # The key-by-key undo record stays the env block's: a whole-file undo takes the picker back too.
+        plan.changes[index] = FileChange(change.path, change.old, new, change.private, change.updates, change.section)
 
 
 def apply_setup(plan: SetupPlan, state_dir: Path) -> list[Path]:
@@ -364,20 +459,3 @@ def session_conflicts(client: ClientEnv, cwd: Path, home: Path, managed: Path | 
         if decision and decision.value != value:
             messages.append(f"{name} is set in {decision.source}, which takes precedence for this session")
     return messages
-
-
-def check_reachable(url: str, timeout: float = 3.0) -> None:
-    """Raise a one-line GatewayError when nothing answers at the gateway URL."""
-    import urllib.error
-    import urllib.request
-
-    root = re.sub(r"/anthropic$", "", url)
-    try:
-        with urllib.request.urlopen(f"{root}/health/liveliness", timeout=timeout) as reply:
-            if reply.status == 200:
-                return
-    except (urllib.error.URLError, OSError, ValueError):
-        pass
-    raise GatewayError(
-        f"the gateway is not reachable at {root}", hint="start it with `cc-gateway serve` (in its folder)"
-    )

@@ -39,6 +39,7 @@ MODEL_VARS = (
     "ANTHROPIC_DEFAULT_SONNET_MODEL",
     "ANTHROPIC_DEFAULT_OPUS_MODEL",
     "ANTHROPIC_DEFAULT_HAIKU_MODEL",
+    "ANTHROPIC_DEFAULT_FABLE_MODEL",
     "CLAUDE_CODE_SUBAGENT_MODEL",
 )
 #: Shell variables worth a word when cc-gateway configures Claude Code.
@@ -189,3 +190,45 @@ def known_models() -> dict[str, Any]:
 def default_model_ids() -> dict[str, str]:
     """Return role -> model id Claude Code requests when no model variable is set."""
     return dict(known_models()["default_models"])
+
+
+def families() -> list[str]:
+    """Claude model families; every id Claude Code sends starts with `claude-<family>-`."""
+    return [str(f) for f in known_models().get("families") or ("opus", "sonnet", "haiku", "fable")]
+
+
+def behaves_as() -> str:
+    """The Claude id a gateway route's picker row behaves as (one the described release knows)."""
+    return str(known_models().get("behaves_as") or default_model_ids()["sonnet"])
+
+
+def reads_picker(version: str | None) -> bool | None:
+    """Whether a Claude Code release reads modelPicker/modelSettings (None: version unknown)."""
+    from cc_gateway.claude.picker import version_tuple
+
+    if not version_tuple(version):
+        return None
+    return version_tuple(version) >= version_tuple(str(known_models().get("model_picker_since") or "0"))
+
+
+def version_verdict(version: str, unrouted: list[str] | None) -> tuple[str, str, str | None]:
+    """(status, detail, hint) for the installed Claude Code against the data: a newer release matters only
+    where some model family has no route (its new ids would not be served); an older one than the oldest
+    supported always does."""
+    from cc_gateway.claude.picker import version_tuple
+
+    data = known_models()
+    described, oldest = str(data.get("version")), str(data.get("oldest_supported") or data.get("version"))
+    have = version_tuple(version)
+    if have and have < version_tuple(oldest):
+        return "warn", f"; cc-gateway supports {oldest} and newer", "npm install -g @anthropic-ai/claude-code@latest"
+    if have and have > version_tuple(described):
+        if unrouted:
+            return (
+                "warn",
+                f"; newer than the {described} cc-gateway's data describes, and no route catches its "
+                f"claude-{unrouted[0]}-* ids",
+                "add a claude-* catch-all or family route (cc-gateway add-model), or upgrade cc-gateway",
+            )
+        return "ok", f" (newer than the data's {described}; its ids are routed by family)", None
+    return "ok", "", None

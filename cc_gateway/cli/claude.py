@@ -29,7 +29,9 @@ _HaikuOpt = Annotated[str | None, typer.Option("--haiku-model", help="ANTHROPIC_
 _SubagentOpt = Annotated[str | None, typer.Option("--subagent-model", help="CLAUDE_CODE_SUBAGENT_MODEL.")]
 
 
-def _client_env(folder: Path | None, url: str | None, endpoint: str, models: list[str | None]) -> Any:
+def _client_env(
+    folder: Path | None, url: str | None, endpoint: str, models: list[str | None], picker: bool | None = None
+) -> Any:
     """Read the gateway and compute Claude Code's variables; `models` are the main/sonnet/opus/haiku/subagent flags."""
     from cc_gateway.claude import setup as setup_claude
     from cc_gateway.gateway.folder import load_gateway
@@ -42,7 +44,7 @@ def _client_env(folder: Path | None, url: str | None, endpoint: str, models: lis
         default_route = None
     roles = ("main", "sonnet", "opus", "haiku", "subagent")
     chosen = {role: model for role, model in zip(roles, models, strict=False) if model}
-    request = setup_claude.ClientRequest(url=url, endpoint=endpoint, models=chosen)
+    request = setup_claude.ClientRequest(url=url, endpoint=endpoint, models=chosen, picker=picker)
     return setup_claude.client_env(gateway, request, default_route)
 
 
@@ -79,7 +81,8 @@ def setup_claude_cmd(
     cwd, home = Path.cwd(), paths.user_home()
     if undo:
         return _undo_claude(scope, cwd, home, force)
-    client = _client_env(folder, url, endpoint, [model, sonnet_model, opus_model, haiku_model, subagent_model])
+    flags = [model, sonnet_model, opus_model, haiku_model, subagent_model]
+    client = _client_env(folder, url, endpoint, flags, _reads_picker() if model else None)
     plan = setup_claude.plan_setup(
         client, scope, cwd, home, allow_secret_in_project=allow_secret_in_project, skip_onboarding=skip_onboarding
     )
@@ -92,6 +95,14 @@ def setup_claude_cmd(
     err().print(
         f"[green]done[/]: {len(written)} file(s) written; undo with `cc-gateway setup-claude --scope {scope} --undo`"
     )
+
+
+def _reads_picker(binary: Path | None = None) -> bool | None:
+    """Whether the installed Claude Code reads modelPicker/modelSettings (None: not found, assume so)."""
+    from cc_gateway.claude import versions as claude_code
+
+    binary = binary or claude_code.find_claude()
+    return claude_code.reads_picker(claude_code.claude_version(binary, timeout=10)) if binary else None
 
 
 def _show_claude_plan(plan: Any, client: Any) -> None:
@@ -146,7 +157,9 @@ def env_cmd(
 
     if shell not in _SHELLS:
         raise UsageError(f"--shell {shell!r}: expected one of {', '.join(_SHELLS)}")
-    client = _client_env(folder, url, endpoint, [model, sonnet_model, opus_model, haiku_model, subagent_model])
+    client = _client_env(
+        folder, url, endpoint, [model, sonnet_model, opus_model, haiku_model, subagent_model], picker=False
+    )
     for name, value in client.values.items():
         typer.echo(_export_line(shell, name, value))
     layers = claude_code.settings_layers(Path.cwd(), paths.user_home())
@@ -180,18 +193,31 @@ def claude_cmd(
     from cc_gateway.claude import versions as claude_code
     from cc_gateway.core import paths
 
-    client = _client_env(folder, url, endpoint, [])
     binary = claude_code.find_claude()
     if binary is None:
         raise GatewayError(
             "Claude Code is not installed (no `claude` on PATH)", hint="npm install -g @anthropic-ai/claude-code"
         )
-    setup_claude.check_reachable(client.url)
+    client = _client_env(folder, url, endpoint, [], _reads_picker(binary))
+    _precheck(folder, client)
     for message in setup_claude.session_conflicts(client, Path.cwd(), paths.user_home()):
         warn(message)
     env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
     env.update(client.values)
     # Settings files beat the environment, the --settings flag beats them; the key stays out of argv (ps).
-    flag = json.dumps({"env": client.public})
+    flag = json.dumps({"env": client.public, **client.settings})
     sys.stdout.flush()
     os.execve(binary, [str(binary), "--settings", flag, *ctx.args], env)
+
+
+def _precheck(folder: Path | None, client: Any) -> None:
+    """Exit 1 with one line unless the key Claude Code will send (after settings precedence) opens /v1/models."""
+    from cc_gateway.claude import precheck
+    from cc_gateway.claude import versions as claude_code
+    from cc_gateway.core import paths
+    from cc_gateway.gateway.folder import load_gateway
+
+    layers = claude_code.settings_layers(Path.cwd(), paths.user_home())
+    decided = claude_code.effective_env(layers, {}, precheck.KEY_VARS)
+    key = precheck.sent_key(client.values, {n: (d.value, d.source) for n, d in decided.items()})
+    precheck.check_key(client.url, key, env_path=load_gateway(folder).env_path)

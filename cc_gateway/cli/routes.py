@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,6 +34,11 @@ def add_model(
     replace: Annotated[bool, typer.Option("--replace", help="Replace a route of the same name.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the diff; write nothing.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Re-point an --alias that already exists.")] = False,
+    context_window: Annotated[
+        int | None,
+        typer.Option("--context-window", help="Input window in tokens [default: LiteLLM's catalogue, if known]."),
+    ] = None,
+    label: Annotated[str | None, typer.Option("--label", help="Title in Claude Code's /model picker.")] = None,
     purposes: Annotated[
         list[str],
         typer.Option("--for", help="Send these requests here: background, subagent, long-context, image (repeatable)."),
@@ -49,6 +55,7 @@ def add_model(
         name, provider, model, api_base, key_env, tuple(alias), fallback_for, max_tokens, replace, force,
         tuple(purposes), above_tokens,
     )
+    request = dataclasses.replace(request, context_window=context_window, label=label)
     edit = routes.plan_add(folder, request)
     _finish_edit(edit, dry_run)
     for variable in edit.missing:

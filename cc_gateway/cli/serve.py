@@ -72,7 +72,7 @@ def serve(
     for message in pre.warnings:
         warn(message)
     for route, variable in pre.unavailable.items():
-        warn(f"route {route} is unavailable until {variable} is set (it answers 503; other routes work)")
+        warn(f"route {route} is unavailable until {variable} is set (it answers 424; other routes work)")
     console = err()
     status = console.status("starting the gateway", spinner="dots")
     status.start()

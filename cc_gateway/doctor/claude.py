@@ -37,6 +37,7 @@ ROLES = {
     "sonnet": (("ANTHROPIC_DEFAULT_SONNET_MODEL",), "sonnet"),
     "haiku": (("ANTHROPIC_DEFAULT_HAIKU_MODEL", "ANTHROPIC_SMALL_FAST_MODEL"), "haiku"),
     "opus": (("ANTHROPIC_DEFAULT_OPUS_MODEL",), "opus"),
+    "fable": (("ANTHROPIC_DEFAULT_FABLE_MODEL",), "fable"),
     "subagent": (("CLAUDE_CODE_SUBAGENT_MODEL",), None),
 }
 SETUP = "cc-gateway setup-claude"
@@ -68,7 +69,8 @@ def _source(ctx: Context, decision: claude_code.Decision) -> str:
 
 @check(GROUP, "CLI")
 def check_claude_cli(ctx: Context, row: Row) -> CheckResult:
-    """The Claude Code CLI is installed, and its version is the one cc-gateway's data describes."""
+    """The Claude Code CLI is installed, and not older than supported; newer than the data matters only
+    where some model family has no route."""
     binary = claude_code.find_claude(ctx.environ, ctx.home)
     if binary is None:
         return row(WARN,
@@ -76,15 +78,17 @@ def check_claude_cli(ctx: Context, row: Row) -> CheckResult:
             "npm install -g @anthropic-ai/claude-code",
         )
     version = claude_code.claude_version(binary, timeout=min(8.0, ctx.options.check_timeout))
-    pinned = str(claude_code.known_models().get("version"))
     if version is None:
         return row(WARN, f"{binary} does not run (`claude --version` failed)", "reinstall Claude Code")
-    if version != pinned:
-        return row(WARN,
-            f"claude {version} at {binary}; cc-gateway's model data is for {pinned}",
-            "its default model ids may differ: check the default-models row against `claude` itself",
-        )
-    return row(OK, f"claude {version} at {binary}")
+    status, detail, hint = claude_code.version_verdict(version, _unrouted_families(ctx))
+    return row(status, f"claude {version} at {binary}{detail}", hint or "")
+
+
+def _unrouted_families(ctx: Context) -> list[str] | None:
+    """Claude model families (opus, sonnet, ...) whose future ids no route catches (None: no gateway)."""
+    if ctx.gateway is None:
+        return None
+    return [f for f in claude_code.families() if ctx.gateway.resolve(f"claude-{f}-0") is None]
 
 
 @check(GROUP, "settings files")

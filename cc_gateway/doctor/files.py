@@ -109,7 +109,7 @@ def _effect(gw: Gateway, variable: str) -> str:
     keyed = [r.name for r in gw.routes if r.key_env == variable]
     based = [r.name for r in gw.routes if r.base_env == variable]
     if keyed:
-        return f" (route{'s' * (len(keyed) > 1)} {', '.join(keyed)} answer{'s' * (len(keyed) == 1)} 503)"
+        return f" (route{'s' * (len(keyed) > 1)} {', '.join(keyed)} answer{'s' * (len(keyed) == 1)} 424)"
     if based:
         return f" (route{'s' * (len(based) > 1)} {', '.join(based)} go{'es' * (len(based) == 1)} to the provider's default URL)"
     return ""

@@ -36,10 +36,14 @@ PROBE_TOOL = {
     "input_schema": {"type": "object", "properties": {}},
 }
 PROBE_PROMPT = "Reply with the single word: ok"
-# The words of aiohttp, httpx and the OpenAI SDK (LiteLLM passes on its "Connection error.") for a refused connection.
+# The words of aiohttp, httpx and the OpenAI SDK (LiteLLM passes on its "Connection error.") for a refused
+# connection, and the gateway's own (runtime.failures: "nothing answers at URL").
 _CONNECT = re.compile(
     r"Cannot connect to host|Connection refused|Connect call failed|ConnectError|APIConnectionError|Connection error\."
+    r"|nothing answers at"
 )
+#: The upstream's own status inside the gateway's 424/400 messages (runtime.failures: "(401: ...)").
+_UPSTREAM_STATUS = re.compile(r"\((\d{3}): ")
 
 
 # =========================================================================== Routes
@@ -182,7 +186,11 @@ Diagnosis = tuple[str, str, str]  # (cause, fix, status)
 def diagnose(ctx: Context, route: RouteInfo, probe: Probe) -> Diagnosis:
     """Turn a failed probe into (cause, fix, status): the gateway's own refusals first, then the upstream's."""
     message = ctx.scrub(probe.error if probe.status in (None, 200) else _error_message(probe.text))
-    return _gateway_side(ctx, route, probe.status, message) or _upstream_side(ctx, route, probe.status, message)
+    status = probe.status
+    found = _UPSTREAM_STATUS.search(message) if status in (400, 424) else None
+    if found:  # the gateway answered 424 for an upstream 401/403/404: diagnose the upstream's status
+        status = int(found.group(1))
+    return _gateway_side(ctx, route, status, message) or _upstream_side(ctx, route, status, message)
 
 
 def _gateway_side(ctx: Context, route: RouteInfo, status: int | None, message: str) -> Diagnosis | None:
@@ -196,10 +204,10 @@ def _gateway_side(ctx: Context, route: RouteInfo, status: int | None, message: s
             "wait for router_settings.cooldown_time, or restart the gateway, then run doctor again",
             FAIL,
         )
-    if status == 503 and "is not set" in message:
-        variable = message.split(": ", 1)[-1].split(" is not set", 1)[0]
+    if status in (424, 503) and "is not set" in message:
+        variable = message.split("unavailable: ", 1)[-1].split(" is not set", 1)[0]
         fix = f"set {variable} in {gw.env_path}; {apply_hint(ctx, '.env')}"
-        return (f"{variable} is not set, so the route answers 503", fix, FAIL)
+        return (f"{variable} is not set, so the route answers {status}", fix, FAIL)
     if status == 400 and "no healthy deployments" in message.lower():
         return (f"the running gateway has no route {route.name}", apply_hint(ctx), FAIL)
     return None

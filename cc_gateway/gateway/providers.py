@@ -65,3 +65,15 @@ def _provider(name: str, fields: dict[str, Any]) -> Provider:
 def provider_for_variable(name: str) -> Provider | None:
     """Return the provider whose conventional key or base variable is `name`."""
     return next((p for p in load_providers().values() if name in (p.key_env, p.base_env)), None)
+
+
+def picker_model_info(window: int | None, model: str, provider: str, label: str | None) -> dict[str, Any]:
+    """add-model's model_info for Claude Code: max_input_tokens (given, else LiteLLM's catalogue) and the label."""
+    from cc_gateway.core.errors import UsageError
+    from cc_gateway.gateway.windows import catalogue_window
+
+    if window is not None and window < 1024:
+        raise UsageError(f"--context-window {window} is not a window in tokens", hint="e.g. --context-window 128000")
+    window = window or catalogue_window(model, provider)
+    info: dict[str, Any] = {"max_input_tokens": window} if window else {}
+    return {**info, **({"cc_gateway_label": label.strip()} if (label or "").strip() else {})}

@@ -31,7 +31,7 @@ from cc_gateway.core.files import (
 from cc_gateway.core.secrets import is_placeholder
 from cc_gateway.core.yamledit import Doc, KeyPath, verify
 from cc_gateway.gateway.folder import CHAT_FLAG, KEY_PARAMS, env_ref, locate_config
-from cc_gateway.gateway.providers import Provider, load_providers
+from cc_gateway.gateway.providers import Provider, load_providers, picker_model_info
 from cc_gateway.gateway.render import ENV
 from cc_gateway.gateway.rule_edit import purpose_model_info, remove_rule_ops, rule_ops
 
@@ -58,6 +58,8 @@ class NewRoute:
     force: bool = False  # re-point aliases that already exist
     purposes: tuple[str, ...] = ()  # --for: routing rules to point at this route
     above_tokens: int | None = None  # --above-tokens: the long-context rule's threshold
+    context_window: int | None = None  # max_input_tokens (default: LiteLLM's catalogue, if it knows the model)
+    label: str | None = None  # the route's title in Claude Code's /model picker
 
 
 @dataclass
@@ -223,6 +225,7 @@ def _model_info(provider: Provider, request: NewRoute) -> dict[str, Any]:
         # upstreams to /v1/responses instead of chat completions.
         info["supports_reasoning"] = False
     info["max_output_tokens"] = request.max_tokens or provider.max_tokens
+    info.update(picker_model_info(request.context_window, request.model, provider.name, request.label))
     info["cc_gateway_provider"] = provider.name
     info.update(purpose_model_info(request.purposes))
     return info

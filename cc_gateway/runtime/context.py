@@ -24,6 +24,7 @@ class RequestInfo:
     retry_after: str | None = None
     unavailable: str | None = None
     error: str = ""  # the error message the client got (status >= 400), for the access line
+    failure: object | None = None  # a runtime.failures.Failure: what the client is told instead
     token_mode: str | None = None  # the Claude pool's mode (rotate/passthrough), decided once per request
     rule: str = ""  # the routing rule that picked the route (`rule=` in the access log)
     notice: str | None = None  # one line for the client, put first in the answer (routing's web-search guard)

@@ -2,7 +2,8 @@
 
 - record the model and the deployment for the access log;
 - clamp `max_tokens` to the route's `model_info.max_output_tokens` (Claude Code asks for 32000);
-- answer 503 naming the variable when a route's key variable is empty (served as unavailable);
+- answer 424 naming the variable when a route's key variable is empty (x-should-retry: false);
+- decide what a failed request tells the client (runtime.failures);
 - keep an upstream's Retry-After so the client sees it on a 429;
 - log once when a Claude model id is served by a catch-all route.
 """
@@ -20,7 +21,7 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 
 from cc_gateway.core.secrets import is_placeholder
-from cc_gateway.runtime import context, rules
+from cc_gateway.runtime import context, failures, rules
 
 log = logging.getLogger("cc_gateway.hooks")
 
@@ -154,10 +155,11 @@ class GatewayHooks(CustomLogger):
         if all(missing):
             from fastapi import HTTPException
 
-            raise HTTPException(
-                status_code=503,
-                detail=f"route {model!r} is unavailable: {missing[0]} is not set in the gateway's .env",
-            )
+            failure = failures.missing_key(route_facts(deployments[0], key_env=missing[0]))
+            info = context.info()
+            if info is not None:
+                info.failure = failure
+            raise HTTPException(status_code=failure.status, detail=failure.message)
 
     @staticmethod
     def _clamp_max_tokens(data: dict, deployments: list[dict[str, Any]]) -> None:
@@ -201,10 +203,72 @@ class GatewayHooks(CustomLogger):
         user_api_key_dict: Any,
         traceback_str: str | None = None,
     ) -> Any:
-        """Keep the upstream's Retry-After for the response (LiteLLM drops it)."""
+        """Keep the upstream's Retry-After (LiteLLM drops it); decide what the client is told (failures)."""
         info = context.info()
-        if info is not None and info.retry_after is None:
+        if info is None:
+            return None
+        if info.retry_after is None:
             info.retry_after = retry_after_of(original_exception)
+        if info.failure is None:
+            info.failure = classify_failure(original_exception, info.model)
+        return None
+
+
+def key_variable(deployment: dict[str, Any]) -> str | None:
+    """The name of the variable a deployment's key comes from (None: no key, or a literal one)."""
+    params = deployment.get("litellm_params") or {}
+    raw = params.get("api_key")
+    name = (deployment.get("model_info") or {}).get("cc_gateway_key_env")
+    if not name and isinstance(raw, str) and raw.startswith(ENV_PREFIX):
+        name = raw[len(ENV_PREFIX) :]
+    if not name:
+        name = _configured_key_variables().get((str(deployment.get("model_name")), str(params.get("model"))))
+    return name or None
+
+
+#: Where LiteLLM sends a provider's requests when a route names no api_base.
+_DEFAULT_BASES = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com/v1"}
+
+
+def route_facts(deployment: dict[str, Any], key_env: str | None = None) -> failures.Route:
+    """What an error message says about a route: name, upstream model, URL, key variable, window."""
+    params = deployment.get("litellm_params") or {}
+    info = deployment.get("model_info") or {}
+    model = str(params.get("model") or "")
+    base = params.get("api_base") or _DEFAULT_BASES.get(model.split("/", 1)[0], "")
+    window = info.get("max_input_tokens")
+    return failures.Route(
+        name=str(deployment.get("model_name") or ""),
+        upstream=model,
+        api_base=str(base or ""),
+        key_env=key_env or key_variable(deployment) or "",
+        max_input_tokens=window if isinstance(window, int) else None,
+    )
+
+
+def _custom_providers() -> set[str]:
+    import litellm
+
+    return {str(item.get("provider")) for item in litellm.custom_provider_map or [] if isinstance(item, dict)}
+
+
+def classify_failure(exc: BaseException, model: str) -> failures.Failure | None:
+    """What the client gets for a failed request to `model` (None: LiteLLM's answer stands)."""
+    deployments = deployments_for(model)
+    if not deployments:
+        return None
+    deployment = deployments[0]
+    facts = route_facts(deployment)
+    if facts.upstream.split("/", 1)[0] in _custom_providers():
+        return None  # cc-gateway's own handlers (the bridge) word their errors themselves
+    pooled = (deployment.get("model_info") or {}).get("cc_gateway_credential_pool") and not facts.key_env
+    status = failures.status_of(exc)
+    if pooled and status in (401, 403):
+        return None  # the client's own Claude login (passthrough) or the pool's: the pool reports it
+    try:
+        return failures.classify(exc, facts)
+    except Exception:  # never fail a response over its wording
+        log.warning("could not classify a %s", type(exc).__name__)
         return None
 
 

@@ -543,17 +543,25 @@ class Exchange:
                 self.status = 200
                 await send_json(self.downstream, 200, counted, [(b"x-cc-gateway-token-count", b"estimate")])
                 return
-        body = reshape_error(_decoded(bytes(self.buffer), start["headers"]), self.anthropic, start["status"])
+        failure = self.info.failure  # runtime.failures decided the status, the words and the retry advice
+        extra: list[tuple[bytes, bytes]] = []
+        if failure is not None:
+            start = {**start, "status": failure.status}
+            self.status = failure.status
+            body = error_body(self.anthropic, failure.status, failure.message, failure.etype)
+            extra = [] if failure.retry else [(b"x-should-retry", b"false")]
+        else:
+            body = reshape_error(_decoded(bytes(self.buffer), start["headers"]), self.anthropic, start["status"])
         body = scrub_secrets(body)  # an upstream may quote the credential it refused
         self.info.error = _error_message(body)
-        await self._send_whole(body)
+        await self._send_whole(body, start, extra)
 
-    async def _send_whole(self, body: bytes) -> None:
+    async def _send_whole(self, body: bytes, start: Message | None = None, extra: list | tuple = ()) -> None:
         """Send a complete JSON body with the start's status and headers (length and encoding redone)."""
-        start = self.start
+        start = start or self.start
         dropped = (b"content-length", b"content-type", b"content-encoding")
         headers = [(k, v) for k, v in start["headers"] if k.lower() not in dropped]
-        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
         await self.downstream({**start, "headers": headers})
         await self.downstream({"type": "http.response.body", "body": body, "more_body": False})
 

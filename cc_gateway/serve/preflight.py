@@ -187,7 +187,8 @@ def _without_master_key(gateway: Gateway) -> None:
 
 
 def _check_routes(result: Preflight) -> None:
-    """Name the routes whose key variable is empty or a placeholder; they are served as unavailable (503)."""
+    """Name the routes whose key variable is empty or a placeholder; they are served as unavailable (424, not
+    retried)."""
     for route in result.gateway.routes:
         if route.key_env and is_placeholder(result.gateway.env.get(route.key_env)):
             result.unavailable[route.name] = route.key_env
