@@ -180,9 +180,20 @@ def gateway_factory() -> Iterator[callable]:
             gw.process.wait(timeout=10)
 
 
+def _claude(variable: str, prefix: str) -> str | None:
+    if os.environ.get(variable):  # scripts/test.sh sets it: a path that must work, never a skip
+        return os.environ[variable]
+    candidate = ROOT / ".cache" / prefix / "bin" / "claude"
+    return str(candidate) if candidate.exists() else None
+
+
 def claude_bin() -> str | None:
-    """Path of the Claude Code CLI installed by the test set-up (or on PATH)."""
-    candidate = ROOT / ".cache" / "npm" / "bin" / "claude"
-    if candidate.exists():
-        return str(candidate)
-    return shutil.which("claude")
+    """The newest Claude Code CLI the suite is tested with (2.1.332; CC_GATEWAY_CLAUDE_BIN, else .cache/npm-new,
+    else `claude` on PATH). The suite's Claude Code tests run on it."""
+    return _claude("CC_GATEWAY_CLAUDE_BIN", "npm-new") or shutil.which("claude")
+
+
+def claude_bin_oldest() -> str | None:
+    """The oldest supported Claude Code CLI (2.1.197; CC_GATEWAY_CLAUDE_BIN_OLDEST, else .cache/npm): a small
+    end-to-end subset (tests/test_claude_code.py) runs on it too."""
+    return _claude("CC_GATEWAY_CLAUDE_BIN_OLDEST", "npm")

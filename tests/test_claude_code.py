@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Gateway, claude_bin, init_gateway, start_gateway
+from conftest import Gateway, claude_bin, claude_bin_oldest, init_gateway, start_gateway
 from fakeupstream import FakeUpstream, Received, Reply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.claude]
@@ -77,12 +77,12 @@ def claude_env(gateway: Gateway, home: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def claude() -> str:
-    """The Claude Code CLI binary (installed by the test set-up)."""
-    path = claude_bin()
+@pytest.fixture(scope="module", params=["newest", "oldest"])
+def claude(request: pytest.FixtureRequest) -> str:
+    """The Claude Code CLI binary: each test here runs on the newest tested and the oldest supported release."""
+    path = claude_bin() if request.param == "newest" else claude_bin_oldest()
     if path is None:
-        pytest.skip("the Claude Code CLI is not installed (npm install -g @anthropic-ai/claude-code)")
+        pytest.skip(f"the {request.param} Claude Code CLI is not installed (scripts/test.sh installs it)")
     return path
 
 

@@ -12,10 +12,13 @@ from typer.testing import CliRunner
 from cc_gateway import __version__
 from cc_gateway.cli import app
 from cc_gateway.core.envfile import load_env_file
+from cc_gateway.gateway.image import LOCK_FILE, wheel_name
 from cc_gateway.gateway.presets import preset_names
 
 runner = CliRunner()
-GENERATED = ("config.yaml", ".env", "docker-compose.yml", "Dockerfile", "cc_gateway_runtime.py")
+# The rendered files, and the wheel + lock the Dockerfile installs (gateway/image.py).
+GENERATED = ("config.yaml", ".env", "docker-compose.yml", "Dockerfile", "cc_gateway_runtime.py", LOCK_FILE,
+             wheel_name())
 OPENAI_KEY = "sk-proj-" + "a1B2c3D4" * 5
 
 
@@ -63,6 +66,9 @@ def test_init_renders_every_file(tmp_path: Path, preset: str) -> None:
     assert env["LITELLM_MASTER_KEY"] not in (tmp_path / "config.yaml").read_text()
     assert "master_key: os.environ/LITELLM_MASTER_KEY" in (tmp_path / "config.yaml").read_text()
     assert "cc-gateway serve" in result.stderr and "setup-claude" in result.stderr
+    lock = (tmp_path / LOCK_FILE).read_text()  # the image's lock: claude-agent-sdk only where the bridge runs
+    assert ("\nclaude-agent-sdk==" in lock) == (preset == "oauth-bridge") and "\nlitellm==1.106.2 " in lock
+    assert f"/tmp/cc-gateway/{wheel_name()}" in (tmp_path / "Dockerfile").read_text()
 
 
 def test_init_keeps_keys_out_of_output_and_config(tmp_path: Path) -> None:

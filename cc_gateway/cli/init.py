@@ -71,6 +71,7 @@ def init(
         warn(message)
     show_plan(result.plan, diffs=dry_run)  # a conflict names its files; --dry-run shows the diffs
     if dry_run:
+        _image_inputs(request, dry_run=True)
         err().print("[dim]dry run: nothing written[/]")
         return
     for backup in apply_plan(result.plan, force=force):
@@ -83,7 +84,20 @@ def init(
             "(the master key and keys in .env are kept)",
             markup=False,
         )
+    _image_inputs(request, dry_run=False)
     _next_steps(request, result)
+
+
+def _image_inputs(request: Any, *, dry_run: bool) -> None:
+    """Write (or list) the wheel and lock the Dockerfile installs, beside it."""
+    from rich.markup import escape
+
+    from cc_gateway.gateway.image import write_image_inputs
+    from cc_gateway.gateway.render import uses_bridge
+
+    colours = {"create": "green", "identical": "dim", "update": "yellow"}
+    for action, path in write_image_inputs(request.folder, bridge=uses_bridge(request.preset), dry_run=dry_run):
+        err().print(f"  [{colours[action]}]{action:>9}[/] {escape(str(path))}")
 
 
 def _ask_rules(preset: str, options: dict[str, str]) -> None:

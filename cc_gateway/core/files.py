@@ -73,8 +73,8 @@ def _resolve(path: Path) -> Path:
     return path.resolve() if path.is_symlink() else path
 
 
-def atomic_write(path: Path, text: str, *, mode: int | None = None) -> None:
-    """Write text so that readers see the old file or the new one, never a torn one.
+def atomic_write(path: Path, text: str | bytes, *, mode: int | None = None) -> None:
+    """Write text (or bytes) so that readers see the old file or the new one, never a torn one.
 
     A temp file in the same folder is written, fsynced and renamed over the target. The
     target's mode is kept unless `mode` is given; symlinks are followed.
@@ -86,8 +86,8 @@ def atomic_write(path: Path, text: str, *, mode: int | None = None) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cc_gateway.core.errors import ConfigError
+from cc_gateway.gateway import image
 from cc_gateway.gateway.presets import Preset, Route
 
 CONFIG = "config.yaml"
@@ -85,6 +86,11 @@ def _router_settings(preset: Preset) -> dict[str, Any]:
     return settings
 
 
+def uses_bridge(preset: Preset) -> bool:
+    """Whether a preset routes to the oauth-bridge (its image needs claude-agent-sdk)."""
+    return any(r.params["model"].startswith("claude-agent/") for r in preset.routes)
+
+
 def render(preset: Preset, answers: Answers) -> dict[str, tuple[str, int]]:
     """Render every file of the gateway folder: {relative name: (text, mode)}."""
     options = {**preset.options, **answers.options}
@@ -97,7 +103,8 @@ def render(preset: Preset, answers: Answers) -> dict[str, tuple[str, int]]:
         "router_settings": _router_settings(preset),
         "routing_rules": [] if options.get("rules") == "off" else [dict(r) for r in preset.routing_rules],
         "env_groups": env_groups(preset, answers),
-        "uses_bridge": any(r.params["model"].startswith("claude-agent/") for r in preset.routes),
+        "uses_bridge": uses_bridge(preset),
+        "image": {"wheel": image.wheel_name(), "lock": image.LOCK_FILE},
         "compose": {"redis": False, "replicas": 1, "volume": None, "volume_path": None, **preset.compose},
     }
     env = _environment()

@@ -15,6 +15,9 @@ def configure_logging(level: str, environ: dict[str, str]) -> None:
     redactor = RedactingFilter(secret_values(environ))
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    # On the handler as well as on LiteLLM's loggers: a logger's filters do not see its children's
+    # records, and LiteLLM 1.110 reports a 401 on the child `LiteLLM Proxy.stdout`.
+    handler.addFilter(_IrrelevantFilter())
     handler.addFilter(redactor)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cc_gateway.runtime import auth, context, exposure, team
+from cc_gateway.serve.litellm import tokens
 from cc_gateway.serve.notice import StreamNotice, add_to_message
 from cc_gateway.team import admin as team_admin
 
@@ -58,6 +59,9 @@ _OPENAI_TYPES = {
     429: "rate_limit_error",
     503: "service_unavailable",
 }
+
+
+COUNT_TOKENS = "/v1/messages/count_tokens"
 
 
 @dataclass
@@ -101,6 +105,14 @@ def error_body(anthropic: bool, status: int, message: str, etype: str | None = N
         return json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
     kind = etype or _OPENAI_TYPES.get(status, "api_error")
     return json.dumps({"error": {"message": message, "type": kind, "param": None, "code": str(status)}}).encode()
+
+
+async def send_json(send: Send, status: int, payload: Any, headers: list | None = None) -> None:
+    """Send a complete JSON response."""
+    body = json.dumps(payload).encode()
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 async def send_error(send: Send, anthropic: bool, status: int, message: str, headers: list | None = None) -> None:
@@ -169,6 +181,7 @@ def _decoded(body: bytes, headers: list) -> bytes:
 
 
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
+_DONE_EVENT = re.compile(rb"data: \[DONE\]\r?\n(\r?\n)?")
 
 
 def _well_formed(event: bytes) -> bool:
@@ -194,6 +207,7 @@ class _StreamGuard:
         self.pending = b""  # an incomplete trailing event, held until its end arrives (Anthropic streams)
         self.malformed = False
         self.broken = False  # the gateway ended the stream with an error event
+        self.errored = False  # an error event was forwarded (OpenAI-format streams)
 
     def complete_events(self, chunk: bytes, final: bool) -> bytes:
         """Return the complete, well-formed events to forward now (Anthropic streams are checked).
@@ -215,6 +229,17 @@ class _StreamGuard:
                 return ready[:start]
             start = end
         return ready
+
+    def drop_done_after_error(self, body: bytes) -> bytes:
+        """Remove a `data: [DONE]` that follows an error event: LiteLLM 1.110 sends one after the error
+        that ends a cut chat stream, and a client that trusts [DONE] would take the cut answer as whole."""
+        if self.anthropic:
+            return body
+        at = 0 if self.errored else body.find(b'data: {"error"')
+        if at < 0:
+            return body
+        self.errored = True
+        return body[:at] + _DONE_EVENT.sub(b"", body[at:])
 
     def feed(self, chunk: bytes) -> None:
         """Scan a body chunk (keeping a small tail so a marker split across chunks is seen)."""
@@ -433,6 +458,7 @@ class Exchange:
         self.guard: _StreamGuard | None = None
         self.notice: StreamNotice | None = None
         self.task: asyncio.Task[Any] | None = None
+        self.request_body = bytearray()  # kept for count_tokens only (its local estimate)
 
     async def error(self, status: int, message: str, headers: list | None = None) -> None:
         """Answer with cc-gateway's own error (in the caller's format)."""
@@ -450,6 +476,8 @@ class Exchange:
     async def serve(self, receive: Receive) -> None:
         """Run LiteLLM's app, reshaping errors and guarding streams on the way out."""
         self.task = asyncio.current_task()
+        if self.scope["path"] == COUNT_TOKENS:
+            receive = self._recording(receive)
         try:
             await self.owner.app(self.scope, receive, self.send)
         except asyncio.CancelledError:
@@ -470,6 +498,17 @@ class Exchange:
                 await self.downstream({"type": "http.response.body", "body": body, "more_body": False})
                 return
             raise
+
+    def _recording(self, receive: Receive) -> Receive:
+        """receive, keeping a copy of the request body."""
+
+        async def recorded() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                self.request_body += message.get("body", b"")
+            return message
+
+        return recorded
 
     async def send(self, message: Message) -> None:
         """The `send` LiteLLM's app calls."""
@@ -547,6 +586,12 @@ class Exchange:
 
     async def _send_error_body(self) -> None:
         start = self.start
+        if self.scope["path"] == COUNT_TOKENS and start["status"] in tokens.UPSTREAM_COULD_NOT_COUNT:
+            counted = tokens.estimate(bytes(self.request_body))
+            if counted is not None:  # LiteLLM 1.110 no longer falls back to counting locally: cc-gateway does
+                self.status = 200
+                await send_json(self.downstream, 200, counted, [(b"x-cc-gateway-token-count", b"estimate")])
+                return
         failure = self.info.failure  # runtime.failures decided the status, the words and the retry advice
         extra: list[tuple[bytes, bytes]] = []
         if failure is not None:
@@ -576,8 +621,8 @@ async def _send_guarded(message: Message, guard: _StreamGuard, send: Send) -> No
     if guard.malformed:
         return  # the stream was already ended: drop what LiteLLM still sends
     body = guard.complete_events(message.get("body", b""), final=not more)
-    if b"error" in body:  # a mid-stream error event may quote the upstream's error text
-        body = scrub_secrets(body)
+    if b"error" in body or guard.errored:  # a mid-stream error event may quote the upstream's error text
+        body = guard.drop_done_after_error(scrub_secrets(body))
     guard.feed(body)
     reason = None
     if guard.malformed:

@@ -186,7 +186,7 @@ def check_redis(url: str, timeout: float = 3.0) -> None:
         import redis
     except ImportError:
         raise ConfigError(
-            f"{REDIS_ENV} is set but the redis client is not installed", hint="pip install 'cc-gateway[redis]'"
+            f"{REDIS_ENV} is set but the redis client is not installed", hint="pip install 'redis>=5'"
         ) from None
     shown = re.sub(r"//[^@/]*@", "//***@", url)
     try:

@@ -45,8 +45,13 @@ INTERNALS: tuple[Internal, ...] = (
              "a per-request HTTP client that rotates Claude pool credentials on 429/401"),
     Internal("litellm.proxy._types.UserAPIKeyAuth, ProxyException", "runtime/auth.py",
              "what custom_auth returns and raises (public hook, private types)"),
-    Internal("'LiteLLM Proxy' log text 'litellm.proxy.proxy_server.user_api_key_auth()'", "serve/logs.py",
-             "LiteLLM's own report of a 401 cc-gateway already logs"),
+    Internal("'LiteLLM Proxy' (1.110: its child 'LiteLLM Proxy.stdout') log text "
+             "'litellm.proxy.proxy_server.user_api_key_auth()'", "serve/logs.py",
+             "LiteLLM's own report of a 401 cc-gateway already logs (filtered on the handler, so any child)"),
+    Internal("count_tokens answers (1.106 counts locally when the provider cannot; 1.110 forwards the failure)",
+             "serve/middleware.py (with serve/litellm/tokens.py)", "a local estimate in place of the upstream's failure"),
+    Internal("the end of a cut chat stream (1.110 sends data: [DONE] after the error event)",
+             "serve/middleware.py _StreamGuard", "the [DONE] is dropped: a cut stream stays an error"),
     Internal("fastapi.routing._apply_router_form_limits, _update_scope; APIRouter._get_routes_version",
              "serve/litellm/fastroute.py", "the route cache for Claude Code's hot paths"),
     Internal("litellm.proxy.utils.ProxyLogging.async_post_call_streaming_iterator_hook, callback_capabilities,"
