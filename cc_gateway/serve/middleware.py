@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import functools
-import gzip
 import json
 import logging
-import os
-import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -26,6 +22,17 @@ from typing import Any
 from cc_gateway.runtime import auth, context, exposure, team
 from cc_gateway.serve.litellm import tokens
 from cc_gateway.serve.notice import StreamNotice, add_to_message
+from cc_gateway.serve.responses import (
+    decoded,
+    error_body,
+    error_message,
+    is_anthropic_path,
+    reshape_error,
+    scrub_secrets,
+    send_error,
+    send_json,
+)
+from cc_gateway.serve.streams import StreamGuard, send_as_events, send_guarded
 from cc_gateway.team import admin as team_admin
 
 Scope = MutableMapping[str, Any]
@@ -41,26 +48,6 @@ HEALTH = ("/health/liveliness", "/health/liveness", "/health/readiness")
 #: CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC is set): answered 200 without a key, as Anthropic's API does.
 HELLO = "/api/hello"
 HELLO_BODY = b'{"message":"hello"}'
-_ANTHROPIC_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    408: "timeout_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    529: "overloaded_error",
-}
-_OPENAI_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    413: "invalid_request_error",
-    429: "rate_limit_error",
-    503: "service_unavailable",
-}
-
-
 COUNT_TOKENS = "/v1/messages/count_tokens"
 
 
@@ -91,222 +78,6 @@ class DrainState:
             self.streams.discard(asyncio.current_task())
         if self.inflight == 0:
             self.idle.set()
-
-
-def is_anthropic_path(path: str) -> bool:
-    """Tell whether a path speaks Anthropic's messages API."""
-    return "/messages" in path and "/chat/" not in path
-
-
-def error_body(anthropic: bool, status: int, message: str, etype: str | None = None) -> bytes:
-    """Build an error body in the caller's format."""
-    if anthropic:
-        kind = etype if etype in _ANTHROPIC_TYPES.values() else _ANTHROPIC_TYPES.get(status, "api_error")
-        return json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
-    kind = etype or _OPENAI_TYPES.get(status, "api_error")
-    return json.dumps({"error": {"message": message, "type": kind, "param": None, "code": str(status)}}).encode()
-
-
-async def send_json(send: Send, status: int, payload: Any, headers: list | None = None) -> None:
-    """Send a complete JSON response."""
-    body = json.dumps(payload).encode()
-    start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])]
-    await send({"type": "http.response.start", "status": status, "headers": start})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-async def send_error(send: Send, anthropic: bool, status: int, message: str, headers: list | None = None) -> None:
-    """Send a complete JSON error response."""
-    body = error_body(anthropic, status, message)
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": raw + (headers or [])})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-def reshape_error(body: bytes, anthropic: bool, status: int) -> bytes:
-    """Rewrite LiteLLM's error body into the caller's format (keeps the message)."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return error_body(anthropic, status, body.decode("utf-8", "replace").strip() or f"HTTP {status}")
-    if not isinstance(data, dict):
-        return error_body(anthropic, status, str(data))
-    if data.get("type") == "error" and anthropic:
-        return body
-    err = data.get("error", data)
-    if isinstance(err, dict):
-        message = str(err.get("message") or err.get("detail") or json.dumps(err))
-    else:
-        message = str(err if "error" in data else data.get("detail", data))
-    return error_body(anthropic, status, message)
-
-
-def _error_message(body: bytes, limit: int = 200) -> str:
-    """The message of an error body (either format), on one line and at most `limit` characters."""
-    try:
-        data = json.loads(body)
-        error = data.get("error", data) if isinstance(data, dict) else data
-        message = str(error.get("message") or "") if isinstance(error, dict) else str(error)
-    except ValueError:
-        message = body.decode("utf-8", "replace")
-    message = " ".join(message.split())
-    return message if len(message) <= limit else message[: limit - 1] + "…"
-
-
-@functools.cache
-def _secret_bytes() -> tuple[bytes, ...]:
-    from cc_gateway.core.secrets import secret_values  # the same list serve's log redaction uses
-
-    found = {s.encode() for s in secret_values(dict(os.environ)) if len(s) >= 6}
-    return tuple(sorted(found, key=len, reverse=True))
-
-
-def scrub_secrets(body: bytes) -> bytes:
-    """Replace every configured key, token and secret in a response body with [redacted]."""
-    for secret in _secret_bytes():
-        if secret in body:
-            body = body.replace(secret, b"[redacted]")
-    return body
-
-
-def _decoded(body: bytes, headers: list) -> bytes:
-    """Undo LiteLLM's gzip (it compresses bodies of 500 bytes or more) so an error can be reshaped."""
-    encoding = next((v for k, v in headers if k.lower() == b"content-encoding"), b"")
-    if encoding.strip().lower() != b"gzip":
-        return body
-    try:
-        return gzip.decompress(body)
-    except (OSError, EOFError):
-        return body
-
-
-_EVENT_END = re.compile(rb"\r?\n\r?\n")
-_DONE_EVENT = re.compile(rb"data: \[DONE\]\r?\n(\r?\n)?")
-
-
-def _well_formed(event: bytes) -> bool:
-    """Whether every `data:` line of an SSE event is JSON (or [DONE])."""
-    for line in event.splitlines():
-        if line.startswith(b"data:"):
-            payload = line[5:].strip()
-            if payload and payload != b"[DONE]":
-                try:
-                    json.loads(payload)
-                except ValueError:
-                    return False
-    return True
-
-
-class _StreamGuard:
-    """Watch an SSE response for its terminator; supply an error event if it ends without one."""
-
-    def __init__(self, anthropic: bool) -> None:
-        self.anthropic = anthropic
-        self.done = False
-        self.tail = b""
-        self.pending = b""  # an incomplete trailing event, held until its end arrives (Anthropic streams)
-        self.malformed = False
-        self.broken = False  # the gateway ended the stream with an error event
-        self.errored = False  # an error event was forwarded (OpenAI-format streams)
-
-    def complete_events(self, chunk: bytes, final: bool) -> bytes:
-        """Return the complete, well-formed events to forward now (Anthropic streams are checked).
-
-        LiteLLM passes an Anthropic upstream's stream through byte for byte, so a `data:` line that
-        is not JSON would reach the client, followed by a normal `message_stop`. The events before
-        it are returned and `malformed` is set; the caller ends the stream with an error event.
-        """
-        if not self.anthropic:
-            return chunk
-        data = self.pending + chunk
-        ends = [m.end() for m in _EVENT_END.finditer(data)]
-        cut = len(data) if final else (ends[-1] if ends else 0)
-        ready, self.pending = data[:cut], data[cut:]
-        start = 0
-        for end in [e for e in ends if e <= cut] + ([cut] if final and cut not in ends else []):
-            if not _well_formed(ready[start:end]):
-                self.malformed = True
-                return ready[:start]
-            start = end
-        return ready
-
-    def drop_done_after_error(self, body: bytes) -> bytes:
-        """Remove a `data: [DONE]` that follows an error event: LiteLLM 1.110 sends one after the error
-        that ends a cut chat stream, and a client that trusts [DONE] would take the cut answer as whole."""
-        if self.anthropic:
-            return body
-        at = 0 if self.errored else body.find(b'data: {"error"')
-        if at < 0:
-            return body
-        self.errored = True
-        return body[:at] + _DONE_EVENT.sub(b"", body[at:])
-
-    def feed(self, chunk: bytes) -> None:
-        """Scan a body chunk (keeping a small tail so a marker split across chunks is seen)."""
-        window = self.tail + chunk
-        markers = (b"message_stop", b"event: error") if self.anthropic else (b"[DONE]", b'{"error"')
-        if any(m in window for m in markers):
-            self.done = True
-        self.tail = window[-32:]
-
-    def closing_event(self, reason: str) -> bytes:
-        """The SSE event that tells the client the stream broke."""
-        self.broken = True
-        if self.anthropic:
-            payload = {"type": "error", "error": {"type": "api_error", "message": reason}}
-            return b"event: error\ndata: " + json.dumps(payload).encode() + b"\n\n"
-        payload = {"error": {"message": reason, "type": "api_error", "code": "502"}}
-        return b"data: " + json.dumps(payload).encode() + b"\n\n"
-
-
-def message_events(message: dict[str, Any]) -> bytes:
-    """Render a complete Anthropic message as the SSE events a stream of it would have had."""
-
-    def event(kind: str, **fields: Any) -> bytes:
-        return f"event: {kind}\ndata: ".encode() + json.dumps({"type": kind, **fields}).encode() + b"\n\n"
-
-    usage = message.get("usage") or {}
-    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
-    parts = [event("message_start", message={**start, "usage": {**usage, "output_tokens": 0}})]
-    for index, block in enumerate(message.get("content") or []):
-        kind = block.get("type")
-        if kind == "text":
-            empty, delta = {"type": "text", "text": ""}, {"type": "text_delta", "text": block.get("text", "")}
-        elif kind == "thinking":
-            empty = {"type": "thinking", "thinking": "", "signature": ""}
-            delta = {"type": "thinking_delta", "thinking": block.get("thinking", "")}
-        elif kind == "tool_use":
-            empty = {**block, "input": {}}
-            delta = {"type": "input_json_delta", "partial_json": json.dumps(block.get("input") or {})}
-        else:
-            empty, delta = block, None
-        parts.append(event("content_block_start", index=index, content_block=empty))
-        if delta is not None:
-            parts.append(event("content_block_delta", index=index, delta=delta))
-        if kind == "thinking" and block.get("signature"):
-            signature = {"type": "signature_delta", "signature": block["signature"]}
-            parts.append(event("content_block_delta", index=index, delta=signature))
-        parts.append(event("content_block_stop", index=index))
-    stop = {"stop_reason": message.get("stop_reason") or "end_turn", "stop_sequence": message.get("stop_sequence")}
-    parts += [event("message_delta", delta=stop, usage=usage), event("message_stop")]
-    return b"".join(parts)
-
-
-async def _send_as_events(send: Send, start: Message, body: bytes) -> None:
-    """Send a whole JSON message as an SSE stream (or unchanged, if it is not a message)."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = None
-    dropped = (b"content-length", b"content-type", b"content-encoding")
-    headers = [(k, v) for k, v in start["headers"] if k.lower() not in dropped]
-    if isinstance(data, dict) and data.get("type") == "message":
-        body, content_type = message_events(data), b"text/event-stream"
-    else:
-        content_type = b"application/json"
-    headers += [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    await send({**start, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 class GatewayMiddleware:
@@ -455,7 +226,7 @@ class Exchange:
         self.mode = Mode.PASS
         self.start: Message | None = None
         self.buffer = bytearray()
-        self.guard: _StreamGuard | None = None
+        self.guard: StreamGuard | None = None
         self.notice: StreamNotice | None = None
         self.task: asyncio.Task[Any] | None = None
         self.request_body = bytearray()  # kept for count_tokens only (its local estimate)
@@ -552,7 +323,7 @@ class Exchange:
             return
         if status == 200 and b"text/event-stream" in content_type:
             self.mode = Mode.STREAM
-            self.guard = _StreamGuard(self.anthropic)
+            self.guard = StreamGuard(self.anthropic)
             self.owner.drain.streams.add(self.task)
         await self.downstream(self.start)
 
@@ -562,13 +333,13 @@ class Exchange:
             self.buffer += message.get("body", b"")
             if more:
                 return
-            body = _decoded(bytes(self.buffer), self.start["headers"])
+            body = decoded(bytes(self.buffer), self.start["headers"])
             if self.info.notice:
                 body = add_to_message(body, self.info.notice)
             if self.mode is Mode.NOTICE:
                 await self._send_whole(body)
             else:
-                await _send_as_events(self.downstream, self.start, body)
+                await send_as_events(self.downstream, self.start, body)
         elif self.mode is Mode.ERROR:
             self.buffer += message.get("body", b"")
             if not more:
@@ -578,7 +349,7 @@ class Exchange:
                 team.stream_chunk(self.info, message.get("body", b""))
             if self.notice is not None:
                 message = {**message, "body": self.notice.feed(message.get("body", b""), final=not more)}
-            await _send_guarded(message, self.guard, self.downstream)
+            await send_guarded(message, self.guard, self.downstream)
         else:
             if self.info.request_id and self.status == 200:
                 team.response_chunk(self.info, message.get("body", b""), self.start["headers"], not more)
@@ -600,9 +371,9 @@ class Exchange:
             body = error_body(self.anthropic, failure.status, failure.message, failure.etype)
             extra = [] if failure.retry else [(b"x-should-retry", b"false")]
         else:
-            body = reshape_error(_decoded(bytes(self.buffer), start["headers"]), self.anthropic, start["status"])
+            body = reshape_error(decoded(bytes(self.buffer), start["headers"]), self.anthropic, start["status"])
         body = scrub_secrets(body)  # an upstream may quote the credential it refused
-        self.info.error = _error_message(body)
+        self.info.error = error_message(body)
         await self._send_whole(body, start, extra)
 
     async def _send_whole(self, body: bytes, start: Message | None = None, extra: list | tuple = ()) -> None:
@@ -613,24 +384,3 @@ class Exchange:
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
         await self.downstream({**start, "headers": headers})
         await self.downstream({"type": "http.response.body", "body": body, "more_body": False})
-
-
-async def _send_guarded(message: Message, guard: _StreamGuard, send: Send) -> None:
-    """Forward a stream's body, ending it with an error event if it breaks or ends unfinished."""
-    more = message.get("more_body", False)
-    if guard.malformed:
-        return  # the stream was already ended: drop what LiteLLM still sends
-    body = guard.complete_events(message.get("body", b""), final=not more)
-    if b"error" in body or guard.errored:  # a mid-stream error event may quote the upstream's error text
-        body = guard.drop_done_after_error(scrub_secrets(body))
-    guard.feed(body)
-    reason = None
-    if guard.malformed:
-        reason = "the upstream sent malformed stream data"
-    elif not more and not guard.done:
-        reason = "the upstream stream ended before it was complete"
-    if reason is None:
-        await send({**message, "body": body})
-        return
-    guard.done = True
-    await send({"type": "http.response.body", "body": body + guard.closing_event(reason), "more_body": False})

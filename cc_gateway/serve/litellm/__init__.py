@@ -51,7 +51,7 @@ INTERNALS: tuple[Internal, ...] = (
     Internal("count_tokens answers (1.106 counts locally when the provider cannot; 1.110 forwards the failure)",
              "serve/middleware.py (with serve/litellm/tokens.py)", "a local estimate in place of the upstream's failure"),
     Internal("the end of a cut chat stream (1.110 sends data: [DONE] after the error event)",
-             "serve/middleware.py _StreamGuard", "the [DONE] is dropped: a cut stream stays an error"),
+             "serve/streams.py StreamGuard", "the [DONE] is dropped: a cut stream stays an error"),
     Internal("fastapi.routing._apply_router_form_limits, _update_scope; APIRouter._get_routes_version",
              "serve/litellm/fastroute.py", "the route cache for Claude Code's hot paths"),
     Internal("litellm.proxy.utils.ProxyLogging.async_post_call_streaming_iterator_hook, callback_capabilities,"
