@@ -103,3 +103,18 @@ def test_env_pinned_to_a_route_tells_its_window(tmp_path: Path) -> None:
     result = run_cli("env", "--dir", str(folder), "--model", "mylocal", env=cli_env(tmp_path / "home"))
     assert "export ANTHROPIC_MODEL=mylocal" in result.stdout
     assert "export CLAUDE_CODE_AUTO_COMPACT_WINDOW=128000" in result.stdout
+
+
+def test_undo_after_claude_code_wrote_takes_the_picker_back_too(tmp_path: Path) -> None:
+    """Claude Code writes its own keys after setup-claude; --undo then removes cc-gateway's env block and its
+    modelPicker/modelSettings keys, and keeps what Claude Code wrote."""
+    folder = multi(tmp_path)
+    home = tmp_path / "home"
+    assert run_cli("setup-claude", "--dir", str(folder), env=cli_env(home)).returncode == 0
+    target = home / ".claude" / "settings.json"
+    data = settings_of(home)
+    assert "modelPicker" in data and "modelSettings" in data
+    target.write_text(json.dumps({**data, "theme": "auto"}, indent=2) + "\n")
+    undone = run_cli("setup-claude", "--undo", env=cli_env(home))
+    assert undone.returncode == 0, undone.stderr
+    assert json.loads(target.read_text()) == {"theme": "auto"}

@@ -80,11 +80,12 @@ def write_with_snapshot(
     private: bool = False,
     updates: Mapping[str, Any] | None = None,
     section: str | None = None,
+    more: tuple[tuple[str | None, Mapping[str, Any]], ...] = (),
 ) -> Path | None:
     """Write `new` to `target` atomically, snapshotting the original before the first change.
 
     `updates` (the keys of `section` this write sets, None meaning removed) are recorded for a
-    key-by-key undo. A file cc-gateway creates gets mode 0600 when `private` (it holds a key).
+    key-by-key undo, and so is each (section, updates) pair in `more`. A file cc-gateway creates gets mode 0600 when `private` (it holds a key).
     Returns the snapshot's path when this call created it (the first change), else None.
     """
     from cc_gateway.core.files import SECRET_MODE, atomic_write
@@ -102,8 +103,10 @@ def write_with_snapshot(
             written_sha="",
         )
         created = snapshot_file(state_dir, target)
-    if updates:
-        record_keys(snap, real.read_bytes().decode("utf-8") if real.exists() else None, updates, section)
+    before = real.read_bytes().decode("utf-8") if real.exists() else None
+    for where_, keys in ((section, updates), *more):
+        if keys:
+            record_keys(snap, before, keys, where_)
     snap.written_sha = _sha(new)
     where = snapshot_file(state_dir, target)
     where.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

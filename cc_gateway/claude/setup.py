@@ -274,6 +274,7 @@ class FileChange:
     private: bool  # holds the gateway key
     updates: Mapping[str, object] | None = None  # the keys it sets (None: removes), for a key-by-key undo
     section: str | None = None
+    more: tuple[tuple[str | None, Mapping[str, object]], ...] = ()  # other sections' keys (the picker's)
 
     @property
     def changed(self) -> bool:
@@ -375,8 +376,10 @@ def add_picker(plan: SetupPlan, client: ClientEnv, target: Path) -> None:
     updates = picker.merged(current if isinstance(current, dict) else {}, client.settings)
     if updates:
         new = jsonedit.merge(change.new, updates, section=None, path=target)
-        # The key-by-key undo record stays the env block's: a whole-file undo takes the picker back too.
-        plan.changes[index] = FileChange(change.path, change.old, new, change.private, change.updates, change.section)
+        # Recorded key by key too, so that an undo after someone else edited the file takes the picker back.
+        plan.changes[index] = FileChange(
+            change.path, change.old, new, change.private, change.updates, change.section, ((None, updates),)
+        )
 
 
 def apply_setup(plan: SetupPlan, state_dir: Path) -> list[Path]:
@@ -386,7 +389,7 @@ def apply_setup(plan: SetupPlan, state_dir: Path) -> list[Path]:
         if change.changed:
             settings.write_with_snapshot(
                 state_dir, change.path, change.new, private=change.private, updates=change.updates,
-                section=change.section,
+                section=change.section, more=change.more,
             )
             written.append(change.path)
     return written
