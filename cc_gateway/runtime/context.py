@@ -29,7 +29,7 @@ class RequestInfo:
     rule: str = ""  # the routing rule that picked the route (`rule=` in the access log)
     notice: str | None = None  # one line for the client, put first in the answer (routing's web-search guard)
     no_retry: bool = False  # a 429 the client must not retry (a spend limit): x-should-retry: false
-    refused_here: bool = False  # the team check refused the request (403 allowlist, 429 limit)
+    refused_here: bool = False  # the gateway refused it itself (team 403/429, a routing rule's 400)
     # The team gateway (runtime/team.py): who asked, and the ledger record's facts.
     caller: str = ""  # (master), (static), (open), or a person's name
     person: str = ""  # a person's key: their name (limits and the allowlist apply)

@@ -97,6 +97,8 @@ def route(data: dict[str, Any], router: Any) -> Decision | None:
     if decision.refusal:
         from fastapi import HTTPException
 
+        if info is not None:
+            info.refused_here = True  # the gateway's own answer, not an upstream failure to reword
         raise HTTPException(status_code=400, detail=decision.refusal)
     if decision.changed and decision.model != data["model"]:
         log.debug("rule %s: %s -> %s", decision.label, data["model"], decision.model)
