@@ -47,14 +47,9 @@ def is_claude_id(name: str) -> bool:
 
 def window_of(model_info: Mapping[str, Any] | None) -> int | None:
     """A route's input window from its model_info (max_input_tokens), or None."""
-    value = (model_info or {}).get("max_input_tokens")
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int) and value > 0:
-        return value
-    if isinstance(value, str) and value.strip().isdigit() and int(value) > 0:
-        return int(value)
-    return None
+    from cc_gateway.gateway.windows import positive
+
+    return positive((model_info or {}).get("max_input_tokens"))
 
 
 def pickable(routes: Iterable[PickerRoute]) -> list[PickerRoute]:

@@ -31,7 +31,8 @@ def _catalogue() -> dict[str, Any]:
     return {}
 
 
-def _positive(value: Any) -> int | None:
+def positive(value: Any) -> int | None:
+    """A positive whole number given as an int or a string of digits (a window size), else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int) and value > 0:
@@ -50,7 +51,7 @@ def catalogue_window(model: str, provider: str | None = None) -> int | None:
     names = [model, bare] + ([f"{provider}/{bare}"] if provider else [])
     for name in names:
         entry = data.get(name)
-        if isinstance(entry, dict) and (window := _positive(entry.get("max_input_tokens"))):
+        if isinstance(entry, dict) and (window := positive(entry.get("max_input_tokens"))):
             return window
     return None
 
@@ -58,4 +59,4 @@ def catalogue_window(model: str, provider: str | None = None) -> int | None:
 def route_window(model: str, model_info: Mapping[str, Any] | None) -> int | None:
     """A route's input window: model_info.max_input_tokens, else the catalogue's for its upstream model."""
     info = model_info or {}
-    return _positive(info.get("max_input_tokens")) or catalogue_window(model, info.get("cc_gateway_provider"))
+    return positive(info.get("max_input_tokens")) or catalogue_window(model, info.get("cc_gateway_provider"))
