@@ -24,7 +24,7 @@ import pytest
 from conftest import ROOT, Gateway, cli_env, free_port, init_gateway, read_env, run_cli, start_gateway, wait_until
 from fakeupstream import FakeUpstream, Reply
 
-from cc_gateway.team import periods
+from cc_gateway.team import live, periods
 
 pytestmark = pytest.mark.e2e
 
@@ -51,8 +51,14 @@ def cli(folder: Path, *args: str, ok: bool = True) -> subprocess.CompletedProces
 
 
 def add_key(folder: Path, name: str, *flags: str) -> str:
-    """`keys add` and return the printed key."""
-    return cli(folder, "keys", "add", name, *flags).stdout.strip()
+    """`keys add` and return the printed key, once a running gateway has had time to see it.
+
+    Each worker re-reads the keys every `live.DEFAULT_INTERVAL` seconds (the README's "within one second"):
+    a key used the instant the command returns may still be unknown there.
+    """
+    key = cli(folder, "keys", "add", name, *flags).stdout.strip()
+    time.sleep(2 * live.DEFAULT_INTERVAL)
+    return key
 
 
 def ledger_rows(folder: Path, where: str = "1=1") -> list[sqlite3.Row]:
