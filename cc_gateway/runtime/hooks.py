@@ -77,17 +77,8 @@ def _configured_key_variables() -> dict[tuple[str, str], str]:
 
 def missing_key_variable(deployment: dict[str, Any]) -> str | None:
     """Return the name of the deployment's key variable when it is empty or a placeholder, else None."""
-    params = deployment.get("litellm_params") or {}
-    raw = params.get("api_key")
-    name = (deployment.get("model_info") or {}).get("cc_gateway_key_env")
-    if not name and isinstance(raw, str) and raw.startswith(ENV_PREFIX):
-        name = raw[len(ENV_PREFIX) :]
-    if not name:
-        key = (str(deployment.get("model_name")), str(params.get("model")))
-        name = _configured_key_variables().get(key)
-    if name and is_placeholder(os.environ.get(name)):
-        return name
-    return None
+    name = key_variable(deployment)
+    return name if name and is_placeholder(os.environ.get(name)) else None
 
 
 #: Larger max_tokens values are refused (400); smaller ones are clamped to the route's max_output_tokens.
