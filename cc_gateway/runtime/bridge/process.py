@@ -26,11 +26,11 @@ from typing import Any
 
 from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient
 
+from cc_gateway.core.secrets import is_secret_name
 from cc_gateway.runtime.bridge.checks import LOGIN, BridgeSettings
 from cc_gateway.runtime.bridge.messages import Conversation, transcript
 
 log = logging.getLogger("cc_gateway.bridge")
-_SECRETISH = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Launch:
 
 def _cli_env(settings: BridgeSettings, home: Path, max_tokens: int | None) -> dict[str, str]:
     """The CLI's environment: a throwaway HOME, our upstream and credential, the gateway's secrets blanked."""
-    env = {name: "" for name in os.environ if _SECRETISH.search(name) or name.startswith(("ANTHROPIC_", "CLAUDE_"))}
+    env = {name: "" for name in os.environ if is_secret_name(name) or name.startswith(("ANTHROPIC_", "CLAUDE_"))}
     env.update(
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / ".config"),
